@@ -1,0 +1,7 @@
+"""App configuration of distributions."""
+
+from django.apps import AppConfig
+
+
+class DistributionsConfig(AppConfig):
+    name = "distributions"

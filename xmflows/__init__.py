@@ -1,0 +1,1 @@
+"""Workflows, Salesforce events, runs, the engine and its task types."""

@@ -1,0 +1,115 @@
+"""Admin pages for workflows, runs and deliveries (raw data; reports come separately)."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from xmflows.models import Delivery, Event, Notification, Run, Task, TaskRun, Workflow
+
+
+class EventInline(admin.StackedInline):
+    model = Event
+    can_delete = False
+    readonly_fields = ["event_url"]
+    fields = ["type", "object_name", "organization_id", "fields", "event_url"]
+
+    @admin.display(description="Event URL (paste into Salesforce)")
+    def event_url(self, obj: Event) -> str:
+        return obj.url if obj.pk else "saved with the workflow"
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    extra = 0
+    fields = ["position", "type", "config"]
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "enabled", "object_name", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "event__object_name"]
+    inlines = [EventInline, TaskInline]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="Object")
+    def object_name(self, obj: Workflow) -> str:
+        event = getattr(obj, "event", None)
+        return event.object_name if event else ""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner", "event")
+
+
+class TaskRunInline(admin.TabularInline):
+    model = TaskRun
+    extra = 0
+    can_delete = False
+    fields = ["position", "type", "status", "output", "error", "attempts", "finished_at"]
+    readonly_fields = fields
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ["id", "workflow", "status", "record_id", "email", "created_at", "finished_at"]
+    list_filter = ["status", "trigger", "workflow"]
+    search_fields = ["record_id", "email"]
+    readonly_fields = [
+        "workflow",
+        "notification",
+        "trigger",
+        "status",
+        "reason",
+        "record_id",
+        "email",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "next_attempt_at",
+        "enqueued_at",
+        "input_payload",
+    ]
+    exclude = ["state"]
+    inlines = [TaskRunInline]
+    show_full_result_count = False
+
+    @admin.display(description="Input payload")
+    def input_payload(self, obj: Run):
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(obj.notification.payload, indent=2))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "received_at",
+        "outcome",
+        "workflow",
+        "notification_count",
+        "duplicate_count",
+        "reason",
+        "remote_addr",
+    ]
+    list_filter = ["outcome", "workflow"]
+    search_fields = ["reason", "remote_addr", "organization_id"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["notification_id", "event", "record_id", "received_at"]
+    search_fields = ["notification_id", "record_id"]
+    readonly_fields = ["event", "notification_id", "delivery", "record_id", "payload", "received_at"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,133 @@
+"""REST API of workflows, runs and deliveries (`/api/v1/`)."""
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from xmflows.models import Delivery, DeliveryOutcome, Run, RunStatus, TaskRun, Workflow
+from xmflows.permissions import OwnerEditsOthersRead
+from xmflows.serializers import DeliverySerializer, RunSerializer, WorkflowSerializer
+from xmflows.services import (
+    NotOwnerError,
+    RetryRefused,
+    run_retry,
+    workflow_copy,
+    workflow_delete,
+    workflow_export,
+)
+
+
+def _date_filter(queryset, field: str, params, name: str, *, upper: bool = False):
+    raw = params.get(name)
+    if not raw:
+        return queryset
+    value = parse_datetime(raw) or parse_date(raw)
+    if value is None:
+        raise ValidationError({name: [f"not a date or date-time: {raw!r}"]})
+    lookup = "lte" if upper else "gte"
+    if not hasattr(value, "hour"):
+        lookup = "date__lte" if upper else "date__gte"
+    return queryset.filter(**{f"{field}__{lookup}": value})
+
+
+class WorkflowViewSet(viewsets.ModelViewSet):
+    serializer_class = WorkflowSerializer
+    permission_classes = [IsAuthenticated, OwnerEditsOthersRead]
+
+    def get_queryset(self):
+        queryset = Workflow.objects.select_related("owner", "event").prefetch_related("tasks")
+        if self.request.query_params.get("mine") in {"1", "true"}:
+            queryset = queryset.filter(owner=self.request.user)
+        return queryset.order_by("-id")
+
+    def perform_destroy(self, instance: Workflow) -> None:
+        try:
+            workflow_delete(workflow=instance, user=self.request.user)
+        except NotOwnerError as error:
+            raise PermissionDenied(str(error)) from error
+
+    @extend_schema(request=None, responses={201: WorkflowSerializer})
+    @action(detail=True, methods=["post"])
+    def copy(self, request, pk=None):
+        workflow = self.get_object()
+        copied = workflow_copy(workflow=workflow, user=request.user, name=request.data.get("name"))
+        return Response(WorkflowSerializer(copied).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        return Response(workflow_export(workflow=self.get_object()))
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = RunSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("workflow", int),
+            OpenApiParameter("status", str, enum=RunStatus.values),
+            OpenApiParameter("record_id", str),
+            OpenApiParameter("email", str),
+            OpenApiParameter("since", str),
+            OpenApiParameter("until", str),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        queryset = Run.objects.select_related("notification").prefetch_related(
+            Prefetch("task_runs", queryset=TaskRun.objects.order_by("position"))
+        )
+        if params.get("workflow"):
+            try:
+                queryset = queryset.filter(workflow_id=int(params["workflow"]))
+            except ValueError as error:
+                raise ValidationError({"workflow": ["must be a workflow id"]}) from error
+        if params.get("status"):
+            if params["status"] not in RunStatus.values:
+                raise ValidationError(
+                    {"status": [f"must be one of {', '.join(RunStatus.values)}"]}
+                )
+            queryset = queryset.filter(status=params["status"])
+        if params.get("record_id"):
+            queryset = queryset.filter(record_id=params["record_id"])
+        if params.get("email"):
+            queryset = queryset.filter(email__iexact=params["email"].strip())
+        queryset = _date_filter(queryset, "created_at", params, "since")
+        queryset = _date_filter(queryset, "created_at", params, "until", upper=True)
+        return queryset.order_by("-id")
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = get_object_or_404(Run.objects.select_related("workflow"), pk=pk)
+        if not (request.user.is_staff or run.workflow.owner_id == request.user.pk):
+            raise PermissionDenied("only the workflow's owner or a staff member can retry a run")
+        try:
+            run = run_retry(run=run)
+        except RetryRefused as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(RunSerializer(self.get_queryset().get(pk=run.pk)).data, status=202)
+
+
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = DeliverySerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        queryset = Delivery.objects.all()
+        outcome = params.get("outcome")
+        if outcome:
+            if outcome not in DeliveryOutcome.values:
+                raise ValidationError({"outcome": ["must be accepted or rejected"]})
+            queryset = queryset.filter(outcome=outcome)
+        if params.get("workflow"):
+            queryset = queryset.filter(workflow_id=params["workflow"])
+        return queryset.order_by("-id")

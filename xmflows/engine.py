@@ -1,0 +1,215 @@
+"""The workflow engine: executes one run — conditions, then each task through the registry."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from xmflows import task_types
+from xmflows.conditions import evaluate_conditions
+from xmflows.models import OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
+from xmflows.task_types import TaskContext, TaskError
+
+logger = logging.getLogger(__name__)
+
+FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED}
+
+
+def backoff(attempt: int) -> timedelta:
+    """1, 2, 4 … minutes, at most an hour between tries."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempt - 1)))
+
+
+def _claim(run_id: int) -> Run | None:
+    """Mark the run running, unless it is finished, waiting, or running elsewhere."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update()
+            .select_related("workflow", "notification")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.status in FINISHED:
+            return None
+        stuck_after = timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS)
+        if run.status == RunStatus.RUNNING and run.started_at and run.started_at > now - stuck_after:
+            return None
+        if run.next_attempt_at and run.next_attempt_at > now:
+            return None
+        run.status = RunStatus.RUNNING
+        run.started_at = now
+        run.attempts += 1
+        run.next_attempt_at = None
+        run.save(update_fields=["status", "started_at", "attempts", "next_attempt_at"])
+        return run
+
+
+def context_for(run: Run, *, dry_run: bool = False) -> TaskContext:
+    payload = run.notification.payload
+    return TaskContext(
+        run_id=run.pk,
+        workflow_id=run.workflow_id,
+        owner_id=run.workflow.owner_id,
+        object_type=payload.get("object_type", ""),
+        notification_id=payload.get("notification_id", ""),
+        record_id=payload.get("record_id"),
+        organization_id=payload.get("organization_id", ""),
+        fields=dict(payload.get("fields") or {}),
+        state=dict(run.state or {}),
+        dry_run=dry_run,
+    )
+
+
+def condition_fields(ctx: TaskContext) -> dict[str, str | None]:
+    # The notification's own facts win over a record field of the same name.
+    return {**ctx.fields, **ctx.event_facts()}
+
+
+def run_execute(*, run_id: int) -> str | None:
+    """Execute a run if it still needs executing; safe to call twice. Returns its status."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    ctx = context_for(run)
+    result = evaluate_conditions(run.workflow.conditions, condition_fields(ctx))
+    if not result.passed:
+        _finish(run, RunStatus.SKIPPED, result.reason)
+        return RunStatus.SKIPPED
+    failures: list[str] = []
+    tasks = list(run.workflow.tasks.order_by("position"))
+    for index, task in enumerate(tasks):
+        task_run, _ = TaskRun.objects.get_or_create(
+            run=run, position=task.position, defaults={"type": task.type}
+        )
+        if task_run.status == TaskRunStatus.SUCCEEDED:
+            continue
+        if task_run.status == TaskRunStatus.FAILED:
+            # Failed before and not reset by a retry: keep the verdict.
+            failures.append(f"task {task.position + 1} ({task.type}): {task_run.error}")
+            if run.workflow.on_failure == OnFailure.STOP:
+                _mark_not_run(run, tasks[index + 1 :])
+                break
+            continue
+        verdict = _execute_task(run, task, task_run, ctx)
+        if verdict == "retry":
+            return RunStatus.QUEUED
+        if verdict == "failed":
+            failures.append(f"task {task.position + 1} ({task.type}): {task_run.error}")
+            if run.workflow.on_failure == OnFailure.STOP:
+                _mark_not_run(run, tasks[index + 1 :])
+                break
+    if failures:
+        _finish(run, RunStatus.FAILED, "; ".join(failures))
+        return RunStatus.FAILED
+    _finish(run, RunStatus.SUCCEEDED, "")
+    return RunStatus.SUCCEEDED
+
+
+def _execute_task(run: Run, task, task_run: TaskRun, ctx: TaskContext) -> str:
+    task_type = task_types.get(task.type)
+    now = timezone.now()
+    task_run.attempts += 1
+    task_run.started_at = task_run.started_at or now
+    task_run.type = task.type
+    if task_type is None:
+        return _fail_task(task_run, f"unknown task type {task.type!r}: its module is not installed")
+    state_before = dict(ctx.state)
+    try:
+        # The task's writes and the record of its success commit together: a crash
+        # leaves the task pending, never half-done-but-recorded.
+        with transaction.atomic():
+            outcome = task_type(task.config).run(ctx)
+            task_run.status = TaskRunStatus.SUCCEEDED
+            task_run.output = {**outcome.output, "warnings": list(outcome.warnings)}
+            task_run.error = ""
+            task_run.finished_at = timezone.now()
+            task_run.save()
+            run.state = ctx.state
+            if outcome.email:
+                run.email = outcome.email[:254]
+            run.save(update_fields=["state", "email"])
+        return "succeeded"
+    except TaskError as error:
+        ctx.state = state_before
+        if error.output:
+            task_run.output = error.output
+        if error.temporary:
+            return _retry_later(run, task_run, error.message)
+        return _fail_task(task_run, error.message)
+    except DatabaseError as error:
+        ctx.state = state_before
+        logger.warning("run %s task %s: database error, will retry: %s", run.pk, task.position, error)
+        return _retry_later(run, task_run, f"database error: {error}")
+    except Exception as error:  # a bug in a task type must not kill the worker
+        ctx.state = state_before
+        logger.exception("run %s task %s crashed", run.pk, task.position)
+        return _fail_task(task_run, f"internal error: {type(error).__name__}: {error}")
+
+
+def _fail_task(task_run: TaskRun, message: str) -> str:
+    task_run.status = TaskRunStatus.FAILED
+    task_run.error = message
+    task_run.finished_at = timezone.now()
+    task_run.save()
+    return "failed"
+
+
+def _retry_later(run: Run, task_run: TaskRun, message: str) -> str:
+    now = timezone.now()
+    window = timedelta(seconds=settings.XMFLOWS_RETRY_WINDOW_SECONDS)
+    next_at = now + backoff(task_run.attempts)
+    if next_at > run.created_at + window:
+        return _fail_task(
+            task_run, f"gave up after {task_run.attempts} attempts over {window}: {message}"
+        )
+    task_run.status = TaskRunStatus.WAITING_RETRY
+    task_run.error = f"temporary failure, retrying at {next_at:%Y-%m-%d %H:%M:%S} UTC: {message}"
+    task_run.save()
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.QUEUED, next_attempt_at=next_at, reason=task_run.error
+    )
+    return "retry"
+
+
+def _mark_not_run(run: Run, remaining) -> None:
+    for task in remaining:
+        TaskRun.objects.update_or_create(
+            run=run,
+            position=task.position,
+            defaults={
+                "type": task.type,
+                "status": TaskRunStatus.NOT_RUN,
+                "error": "not run: an earlier task failed and the workflow stops on failure",
+            },
+        )
+
+
+def _finish(run: Run, status: str, reason: str) -> None:
+    now = timezone.now()
+    Run.objects.filter(pk=run.pk).update(
+        status=status, reason=reason, finished_at=now, next_attempt_at=None
+    )
+    if status == RunStatus.FAILED and run.workflow.notify_owner_on_failure:
+        _notify_owner(run, reason)
+
+
+def _notify_owner(run: Run, reason: str) -> None:
+    owner = run.workflow.owner
+    if not owner.email:
+        return
+    try:
+        send_mail(
+            subject=f"[xmflows] Workflow '{run.workflow.name}' failed (run {run.pk})",
+            message=(
+                f"Run {run.pk} of workflow '{run.workflow.name}' failed.\n\n{reason}\n\n"
+                f"Details: {settings.PUBLIC_BASE_URL}/reports/workflows/runs/{run.pk}/\n"
+            ),
+            from_email=None,
+            recipient_list=[owner.email],
+        )
+    except Exception:  # the failure is already recorded; a mail problem must not hide it
+        logger.exception("could not email the owner about failed run %s", run.pk)

@@ -1,0 +1,66 @@
+"""The Salesforce endpoint and the health checks: thin views over the services."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from xmflows import soap
+from xmflows.intake import delivery_receive
+
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+def _read_limited(request: HttpRequest, limit: int) -> tuple[bytes, int]:
+    """Read at most limit+1 bytes, so an oversized body is refused without buffering it."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return b"", declared
+    body = request.read(limit + 1)
+    return body, max(len(body), declared)
+
+
+@csrf_exempt
+def salesforce_outbound_message(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method != "POST":
+        response = HttpResponse(
+            soap.build_fault(code="Client", message="only POST is accepted at this URL"),
+            status=405,
+            content_type=SOAP_CONTENT_TYPE,
+        )
+        response["Allow"] = "POST"
+        return response
+    body, size = _read_limited(request, settings.XMFLOWS_MAX_MESSAGE_BYTES)
+    result = delivery_receive(
+        token=token,
+        body=body,
+        body_bytes=size,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+    return HttpResponse(result.body, status=result.status, content_type=SOAP_CONTENT_TYPE)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = f"unavailable: {type(error).__name__}"
+    try:
+        from django_q.brokers import get_broker
+
+        checks["broker"] = "ok" if get_broker().ping() else "unavailable"
+    except Exception as error:
+        checks["broker"] = f"unavailable: {type(error).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
