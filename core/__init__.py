@@ -1,0 +1,1 @@
+"""Pure modules shared by several apps; imports no Django and no sibling app."""
