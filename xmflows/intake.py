@@ -147,7 +147,8 @@ def delivery_receive(
             organization_id=message.organization_id,
             object_type=",".join(object_types),
         )
-    wrong = [t for t in object_types if t.lower() != event.object_name.lower()]
+    # A notification without an sObject (record deleted before delivery) names no type.
+    wrong = [t for t in object_types if t and t.lower() != event.object_name.lower()]
     if wrong:
         return _reject(
             reason=(
