@@ -1,1 +1,187 @@
-"""Models of the contacts app."""
+"""Directories, mailing lists, contacts with embedded data, and their transactions."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+
+from contacts.normalize import MATCH_KEYS, normalize_country
+
+DEFAULT_MATCH_RULES = ["email", "external_data_reference"]
+
+
+def default_match_rules() -> list[str]:
+    # A callable, so directories never share (and mutate) one list object.
+    return list(DEFAULT_MATCH_RULES)
+
+
+def validate_match_rules(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("match rules must be a non-empty list such as ['email']")
+    unknown = [rule for rule in value if rule not in MATCH_KEYS]
+    if unknown:
+        raise ValidationError(
+            f"unknown match rule {unknown[0]!r}; a rule is one of: {', '.join(MATCH_KEYS)}"
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("each match rule may appear only once")
+
+
+def validate_country(value: str) -> None:
+    try:
+        normalize_country(value)
+    except ValueError as error:
+        raise ValidationError(str(error)) from error
+
+
+def validate_time_zone(value: str) -> None:
+    if not value:
+        return
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValidationError(
+            f"unknown time zone {value!r}: use an IANA name such as Europe/Madrid"
+        ) from error
+
+
+class Directory(models.Model):
+    """A set of contacts in which a person exists once (deduplicated)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    default_country = models.CharField(
+        max_length=2,
+        default="US",
+        validators=[validate_country],
+        help_text="Phone numbers without a leading + are read as national numbers of this country.",
+    )
+    match_rules = models.JSONField(
+        default=default_match_rules,
+        validators=[validate_match_rules],
+        help_text=(
+            'Ordered, case-insensitive keys an incoming contact is matched on: "email", '
+            '"external_data_reference".'
+        ),
+    )
+    default_time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Used for quiet hours when a contact's own time zone is unknown.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "directories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MailingList(models.Model):
+    """A distribution list of a directory's contacts; a contact may be on several."""
+
+    directory = models.ForeignKey(Directory, on_delete=models.PROTECT, related_name="mailing_lists")
+    name = models.CharField(max_length=200)
+    contacts = models.ManyToManyField("Contact", related_name="mailing_lists", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "name"],
+                name="mailing_list_name_unique_in_directory",
+                violation_error_message=(
+                    "a mailing list with this name already exists in this directory"
+                ),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    directory = models.ForeignKey(Directory, on_delete=models.PROTECT, related_name="contacts")
+    first_name = models.CharField(max_length=200, blank=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +14155550100")
+    external_data_reference = models.CharField(max_length=200, blank=True)
+    language = models.CharField(max_length=20, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    # Opt-out state per channel; *_at and *_source record the last change and what made
+    # it (an opt-out link, an SMS keyword, an admin), so "why was nothing sent?" has an
+    # answer.
+    email_opted_out = models.BooleanField(default=False)
+    email_opted_out_at = models.DateTimeField(null=True, blank=True)
+    email_opted_out_source = models.CharField(max_length=200, blank=True)
+    sms_opted_out = models.BooleanField(default=False)
+    sms_opted_out_at = models.DateTimeField(null=True, blank=True)
+    sms_opted_out_source = models.CharField(max_length=200, blank=True)
+    # Field names are kept exactly as typed (case, spaces, punctuation): surveys match
+    # them by exact name.
+    embedded_data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Deduplication is enforced by the database, so two runs creating the same
+            # new person at the same moment end with one contact (the loser's insert
+            # fails and contact_upsert re-reads). Blank keys are not identities.
+            models.UniqueConstraint(
+                F("directory"),
+                Lower("email"),
+                name="contact_email_unique_in_directory",
+                condition=~Q(email=""),
+                violation_error_message=(
+                    "a contact with this email already exists in this directory"
+                ),
+            ),
+            models.UniqueConstraint(
+                F("directory"),
+                Lower("external_data_reference"),
+                name="contact_extref_unique_in_directory",
+                condition=~Q(external_data_reference=""),
+                violation_error_message=(
+                    "a contact with this external data reference already exists in this directory"
+                ),
+            ),
+        ]
+        indexes = [
+            # Searching runs, outbox and contacts by email across directories.
+            models.Index(Lower("email"), name="contact_email_lower"),
+            # Inbound SMS (STOP, two-way surveys) finds contacts by number.
+            models.Index(fields=["phone"], name="contact_phone"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return (
+            f"{name} <{self.email}>" if self.email else name or self.phone or f"Contact {self.pk}"
+        )
+
+
+class Transaction(models.Model):
+    """A dated set of key/values on a contact's touchpoint timeline."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="transactions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    data = models.JSONField(default=dict, blank=True)
+    # The workflow run that appended it. A plain number, not a foreign key: contacts
+    # imports no sibling app (CONVENTIONS.md), and history cleanup of runs must not
+    # delete a contact's timeline.
+    run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["contact", "-created_at"], name="transaction_timeline")]
+
+    def __str__(self) -> str:
+        return f"Transaction {self.pk} of contact {self.contact_id}"

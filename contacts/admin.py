@@ -1,0 +1,208 @@
+"""Admin pages of the contact directory: directories, mailing lists, contacts and timelines."""
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html
+
+from contacts.models import Contact, Directory, MailingList, Transaction
+from contacts.normalize import normalize_email, normalize_phone
+
+
+def pretty_json(value) -> str:
+    # ensure_ascii=False: names such as "Región" and values such as "Núñez" stay readable.
+    return format_html(
+        '<pre style="margin:0;white-space:pre-wrap">{}</pre>',
+        json.dumps(value or {}, indent=2, ensure_ascii=False, sort_keys=True),
+    )
+
+
+@admin.register(Directory)
+class DirectoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "default_country", "rules", "default_time_zone", "contact_count"]
+    search_fields = ["name"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(contact_total=Count("contacts"))
+
+    @admin.display(description="Deduplication rules (in order)")
+    def rules(self, obj: Directory) -> str:
+        return " → ".join(obj.match_rules or [])
+
+    @admin.display(description="Contacts", ordering="contact_total")
+    def contact_count(self, obj: Directory) -> int:
+        return obj.contact_total
+
+
+@admin.register(MailingList)
+class MailingListAdmin(admin.ModelAdmin):
+    list_display = ["name", "directory", "contact_count", "created_at"]
+    list_filter = ["directory"]
+    search_fields = ["name"]
+    # Membership is edited on each contact: a many-to-many widget here would load the
+    # whole directory into one page.
+    exclude = ["contacts"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("directory")
+            .annotate(contact_total=Count("contacts"))
+        )
+
+    @admin.display(description="Contacts", ordering="contact_total")
+    def contact_count(self, obj: MailingList) -> int:
+        return obj.contact_total
+
+
+class MembershipInline(admin.TabularInline):
+    model = MailingList.contacts.through
+    extra = 0
+    verbose_name = "mailing list"
+    verbose_name_plural = "mailing lists"
+    autocomplete_fields = ["mailinglist"]
+
+
+class TransactionInline(admin.TabularInline):
+    """The contact's touchpoint timeline, newest first; written only by workflows."""
+
+    model = Transaction
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "run_id", "data_pretty"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Data")
+    def data_pretty(self, obj: Transaction) -> str:
+        return pretty_json(obj.data)
+
+
+class OptedOutFilter(admin.SimpleListFilter):
+    title = "opted out"
+    parameter_name = "opted_out"
+
+    def lookups(self, request, model_admin):
+        return [("email", "Email"), ("sms", "SMS"), ("none", "Neither")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "email":
+            return queryset.filter(email_opted_out=True)
+        if self.value() == "sms":
+            return queryset.filter(sms_opted_out=True)
+        if self.value() == "none":
+            return queryset.filter(email_opted_out=False, sms_opted_out=False)
+        return queryset
+
+
+class ContactAdminForm(forms.ModelForm):
+    """Normalises email and phone as every other way in does (workflows, API)."""
+
+    class Meta:
+        model = Contact
+        fields = [
+            "directory",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "external_data_reference",
+            "language",
+            "time_zone",
+            "embedded_data",
+            "email_opted_out",
+            "sms_opted_out",
+        ]
+
+    def clean_email(self) -> str:
+        try:
+            return normalize_email(self.cleaned_data.get("email", ""))
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from error
+
+    def clean(self):
+        cleaned = super().clean()
+        directory = cleaned.get("directory")
+        if directory is not None and cleaned.get("phone"):
+            try:
+                cleaned["phone"] = normalize_phone(cleaned["phone"], directory.default_country)
+            except ValueError as error:
+                self.add_error("phone", str(error))
+        return cleaned
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
+    list_display = [
+        "__str__",
+        "email",
+        "phone",
+        "external_data_reference",
+        "directory",
+        "email_opted_out",
+        "sms_opted_out",
+        "updated_at",
+    ]
+    list_filter = ["directory", "mailing_lists", OptedOutFilter]
+    search_fields = ["first_name", "last_name", "email", "phone", "external_data_reference"]
+    list_select_related = ["directory"]
+    show_full_result_count = False
+    readonly_fields = [
+        "embedded_data_pretty",
+        "email_opted_out_at",
+        "email_opted_out_source",
+        "sms_opted_out_at",
+        "sms_opted_out_source",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "directory",
+                    ("first_name", "last_name"),
+                    "email",
+                    "phone",
+                    "external_data_reference",
+                    ("language", "time_zone"),
+                ]
+            },
+        ),
+        ("Embedded data", {"fields": ["embedded_data_pretty", "embedded_data"]}),
+        (
+            "Opt-out",
+            {
+                "fields": [
+                    ("email_opted_out", "email_opted_out_at", "email_opted_out_source"),
+                    ("sms_opted_out", "sms_opted_out_at", "sms_opted_out_source"),
+                ]
+            },
+        ),
+        (None, {"fields": [("created_at", "updated_at")]}),
+    ]
+    inlines = [MembershipInline, TransactionInline]
+
+    def save_model(self, request, obj: Contact, form, change: bool) -> None:
+        # Record when and by whom an opt-out was ticked or cleared here.
+        for channel in ("email", "sms"):
+            flag = f"{channel}_opted_out"
+            if flag in form.changed_data:
+                setattr(obj, f"{flag}_at", timezone.now())
+                setattr(obj, f"{flag}_source", f"admin ({request.user.get_username()})")
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Embedded data (current)")
+    def embedded_data_pretty(self, obj: Contact) -> str:
+        return pretty_json(obj.embedded_data)

@@ -1,0 +1,87 @@
+"""REST API of the contact directory: `/api/v1/directories/`, `/mailing-lists/`, `/contacts/`."""
+
+from django.db.models import ProtectedError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from contacts.permissions import StaffEditsOthersRead
+from contacts.selectors import contact_list, directory_list, mailing_list_list
+from contacts.serializers import ContactSerializer, DirectorySerializer, MailingListSerializer
+
+
+def _id_param(params, name: str) -> int | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ValidationError({name: [f"must be a {name.replace('_', ' ')} id"]}) from error
+
+
+class _ProtectedDeleteMixin:
+    protected_message = "it is still in use"
+
+    def destroy(self, request, *args, **kwargs):
+        try:
+            return super().destroy(request, *args, **kwargs)
+        except ProtectedError:
+            return Response(
+                {"detail": f"cannot delete: {self.protected_message}"},
+                status=status.HTTP_409_CONFLICT,
+            )
+
+
+class DirectoryViewSet(_ProtectedDeleteMixin, viewsets.ModelViewSet):
+    serializer_class = DirectorySerializer
+    permission_classes = [StaffEditsOthersRead]
+    protected_message = "the directory still has contacts or mailing lists"
+
+    def get_queryset(self):
+        return directory_list().order_by("name", "id")
+
+
+class MailingListViewSet(viewsets.ModelViewSet):
+    serializer_class = MailingListSerializer
+    permission_classes = [StaffEditsOthersRead]
+
+    @extend_schema(parameters=[OpenApiParameter("directory", int)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = mailing_list_list()
+        directory = _id_param(self.request.query_params, "directory")
+        if directory is not None:
+            queryset = queryset.filter(directory_id=directory)
+        return queryset.order_by("name", "id")
+
+
+class ContactViewSet(viewsets.ModelViewSet):
+    serializer_class = ContactSerializer
+    permission_classes = [StaffEditsOthersRead]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("email", str, description="exact address, case-insensitive"),
+            OpenApiParameter("mailing_list", int),
+            OpenApiParameter("directory", int),
+            OpenApiParameter("external_data_reference", str),
+            OpenApiParameter("phone", str, description="E.164, e.g. +14155550100"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        filters = {
+            "email": params.get("email", ""),
+            "external_data_reference": params.get("external_data_reference", ""),
+            "phone": params.get("phone", "").strip(),
+            "mailing_list": _id_param(params, "mailing_list"),
+            "directory": _id_param(params, "directory"),
+        }
+        return contact_list(params=filters)

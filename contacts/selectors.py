@@ -1,0 +1,116 @@
+"""Reads of the contact directory: matching by deduplication rules, filtered lists."""
+
+from collections.abc import Mapping
+
+from django.db.models import Count, Prefetch, QuerySet, Value
+from django.db.models.functions import Lower
+
+from contacts.models import Contact, Directory, MailingList, Transaction
+from contacts.normalize import MATCH_KEYS
+
+
+def match_keys(directory: Directory) -> list[str]:
+    """The directory's rules in order, then any other unique key.
+
+    The database never holds two contacts of a directory with the same email or the
+    same external data reference (whatever the rules say), so a key left out of the
+    rules is still consulted last: creating a contact it identifies would fail anyway.
+    """
+    rules = [rule for rule in (directory.match_rules or []) if rule in MATCH_KEYS]
+    return rules + [key for key in MATCH_KEYS if key not in rules]
+
+
+def contacts_with_key(directory: Directory, key: str, value: str) -> QuerySet[Contact]:
+    # Lower() on both sides, so matching folds case exactly as the unique index does
+    # (SQLite's lower() folds ASCII only; PostgreSQL's folds more) and can use it.
+    return (
+        Contact.objects.filter(directory=directory)
+        .exclude(**{key: ""})
+        .alias(match_value=Lower(key))
+        .filter(match_value=Lower(Value(value)))
+    )
+
+
+def contact_match(
+    *, directory: Directory, values: Mapping[str, str], lock: bool = False
+) -> Contact | None:
+    """The contact `values` identify in `directory` by its ordered, case-insensitive
+    rules; by phone only when no email and no external data reference is given."""
+    for key in match_keys(directory):
+        value = values.get(key) or ""
+        if not value:
+            continue
+        queryset = contacts_with_key(directory, key, value)
+        if lock:
+            queryset = queryset.select_for_update()
+        contact = queryset.order_by("pk").first()
+        if contact is not None:
+            return contact
+    phone = values.get("phone") or ""
+    if phone and not any(values.get(key) for key in MATCH_KEYS):
+        # An SMS-only contact has nothing else to be recognised by. Phone numbers are
+        # not unique (families share one), so this is a best effort: the oldest wins.
+        queryset = Contact.objects.filter(directory=directory, phone=phone)
+        if lock:
+            queryset = queryset.select_for_update()
+        return queryset.order_by("pk").first()
+    return None
+
+
+def contact_find(
+    *, directory: Directory, email: str = "", external_data_reference: str = ""
+) -> Contact | None:
+    """The existing contact with this email / external data reference, or None."""
+    return contact_match(
+        directory=directory,
+        values={"email": email or "", "external_data_reference": external_data_reference or ""},
+    )
+
+
+def contact_list(*, params: Mapping[str, str] | None = None) -> QuerySet[Contact]:
+    """Contacts with what the API shows, filtered by `email`, `mailing_list`, `directory`,
+    `external_data_reference` and `phone` (already validated by the caller)."""
+    params = params or {}
+    queryset = Contact.objects.select_related("directory").prefetch_related(
+        Prefetch("transactions", queryset=Transaction.objects.order_by("-created_at", "-id")),
+        Prefetch("mailing_lists", queryset=MailingList.objects.only("id")),
+    )
+    if params.get("email"):
+        queryset = queryset.alias(email_lower=Lower("email")).filter(
+            email_lower=Lower(Value(params["email"].strip()))
+        )
+    if params.get("mailing_list"):
+        queryset = queryset.filter(mailing_lists=params["mailing_list"])
+    if params.get("directory"):
+        queryset = queryset.filter(directory_id=params["directory"])
+    if params.get("external_data_reference"):
+        queryset = queryset.alias(extref_lower=Lower("external_data_reference")).filter(
+            extref_lower=Lower(Value(params["external_data_reference"].strip()))
+        )
+    if params.get("phone"):
+        queryset = queryset.filter(phone=params["phone"])
+    return queryset.order_by("-id")
+
+
+def mailing_list_list() -> QuerySet[MailingList]:
+    return MailingList.objects.select_related("directory").annotate(
+        contact_count=Count("contacts", distinct=True)
+    )
+
+
+def directory_list() -> QuerySet[Directory]:
+    return Directory.objects.annotate(contact_count=Count("contacts", distinct=True))
+
+
+def embedded_data_names(*, directory_id: int | None = None, limit: int = 200) -> list[str]:
+    """Embedded data field names seen on recent contacts (for the dynamic text menu)."""
+    queryset = Contact.objects.exclude(embedded_data={})
+    if directory_id is not None:
+        queryset = queryset.filter(directory_id=directory_id)
+    names: dict[str, None] = {}
+    for data in queryset.order_by("-updated_at").values_list("embedded_data", flat=True)[:500]:
+        if isinstance(data, dict):
+            names.update(dict.fromkeys(data))
+        if len(names) >= limit:
+            break
+    return sorted(names)[:limit]

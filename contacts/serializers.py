@@ -1,0 +1,171 @@
+"""DRF serializers of directories, mailing lists and contacts (CONTRACT.md §5)."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from contacts.exceptions import ContactError
+from contacts.models import Contact, Directory, MailingList, Transaction
+from contacts.normalize import normalize_country
+from contacts.services import (
+    CONTACT_VALUE_FIELDS,
+    EMBEDDED_NAME_MAX,
+    contact_create,
+    contact_update,
+)
+
+
+class DirectorySerializer(serializers.ModelSerializer):
+    contact_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Directory
+        fields = [
+            "id",
+            "name",
+            "default_country",
+            "match_rules",
+            "default_time_zone",
+            "contact_count",
+            "created_at",
+        ]
+        read_only_fields = ["id", "contact_count", "created_at"]
+
+    def validate_default_country(self, value: str) -> str:
+        try:
+            return normalize_country(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from error
+
+
+class MailingListSerializer(serializers.ModelSerializer):
+    contact_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = MailingList
+        fields = ["id", "name", "directory", "contact_count", "created_at"]
+        read_only_fields = ["id", "contact_count", "created_at"]
+
+    def validate_directory(self, value: Directory) -> Directory:
+        if self.instance is not None and value.pk != self.instance.directory_id:
+            raise serializers.ValidationError(
+                "a mailing list cannot move to another directory; create a new list instead"
+            )
+        return value
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Transaction
+        fields = ["id", "created_at", "data", "run_id"]
+        read_only_fields = fields
+
+
+class OptedOutSerializer(serializers.Serializer):
+    email = serializers.BooleanField(required=False)
+    sms = serializers.BooleanField(required=False)
+
+
+class EmbeddedDataField(serializers.DictField):
+    """{"Field name": "value"}: names exact, values stored as strings."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(
+            child=serializers.CharField(allow_blank=True, trim_whitespace=False), **kwargs
+        )
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        value = super().to_internal_value(data)
+        for name in value:
+            if not name.strip() or len(name) > EMBEDDED_NAME_MAX:
+                raise serializers.ValidationError(
+                    f"embedded data field names must be 1 to {EMBEDDED_NAME_MAX} characters"
+                )
+        return value
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """A contact as the API shows it; staff may create and edit contacts by hand."""
+
+    opted_out = OptedOutSerializer(required=False)
+    embedded_data = EmbeddedDataField(required=False)
+    transactions = TransactionSerializer(many=True, read_only=True)
+    mailing_lists = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=MailingList.objects.all(), required=False
+    )
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "directory",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "external_data_reference",
+            "language",
+            "time_zone",
+            "opted_out",
+            "embedded_data",
+            "transactions",
+            "mailing_lists",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "transactions", "created_at", "updated_at"]
+        # Uniqueness and formats are checked by the services (one place for API, admin
+        # and workflows), not by validators generated from the model.
+        validators: list = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in CONTACT_VALUE_FIELDS:
+            fields[name].validators = []
+        return fields
+
+    def to_representation(self, instance: Contact) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["opted_out"] = {"email": instance.email_opted_out, "sms": instance.sms_opted_out}
+        return data
+
+    def validate_directory(self, value: Directory) -> Directory:
+        if self.instance is not None and value.pk != self.instance.directory_id:
+            raise serializers.ValidationError("a contact cannot move to another directory")
+        return value
+
+    def _source(self) -> str:
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return f"API ({user.get_username()})" if user is not None else "API"
+
+    def _call(self, service, **kwargs: Any) -> Contact:
+        try:
+            return service(**kwargs)
+        except ContactError as error:
+            raise serializers.ValidationError(
+                {error.field or "non_field_errors": [error.message]}
+            ) from error
+
+    def create(self, validated_data: dict[str, Any]) -> Contact:
+        directory = validated_data.pop("directory")
+        return self._call(
+            contact_create,
+            directory=directory,
+            values={k: v for k, v in validated_data.items() if k in CONTACT_VALUE_FIELDS},
+            embedded_data=validated_data.get("embedded_data"),
+            mailing_lists=validated_data.get("mailing_lists", ()),
+            opted_out=validated_data.get("opted_out"),
+            source=self._source(),
+        )
+
+    def update(self, instance: Contact, validated_data: dict[str, Any]) -> Contact:
+        return self._call(
+            contact_update,
+            contact=instance,
+            values={k: v for k, v in validated_data.items() if k in CONTACT_VALUE_FIELDS},
+            embedded_data=validated_data.get("embedded_data"),
+            mailing_lists=validated_data.get("mailing_lists"),
+            opted_out=validated_data.get("opted_out"),
+            source=self._source(),
+        )

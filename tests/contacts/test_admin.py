@@ -1,0 +1,72 @@
+"""Admin pages of the contact directory render and normalise what staff type."""
+
+import pytest
+
+from contacts.models import Contact
+from contacts.services import transaction_append
+from tests.factories import make_contact, make_directory, make_mailing_list
+
+
+@pytest.fixture
+def admin_client_logged_in(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_contact_page_shows_embedded_data_and_timeline_newest_first(admin_client_logged_in):
+    directory = make_directory()
+    contact = make_contact(
+        directory=directory,
+        mailing_lists=[make_mailing_list(directory=directory, name="Customers")],
+        last_name="Núñez",
+        embedded_data={"Store Region": "Norte"},
+    )
+    transaction_append(contact=contact, data={"Step": "first-touchpoint"}, run_id=1)
+    transaction_append(contact=contact, data={"Step": "second-touchpoint"}, run_id=2)
+    page = admin_client_logged_in.get(f"/admin/contacts/contact/{contact.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "&quot;Store Region&quot;: &quot;Norte&quot;" in html
+    assert html.index("second-touchpoint") < html.index("first-touchpoint")
+    for url in [
+        "/admin/contacts/contact/",
+        "/admin/contacts/contact/?opted_out=sms",
+        "/admin/contacts/mailinglist/",
+        "/admin/contacts/directory/",
+        f"/admin/contacts/directory/{directory.pk}/change/",
+    ]:
+        assert admin_client_logged_in.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_contact_form_normalises_and_records_opt_out(admin_client_logged_in):
+    directory = make_directory()
+    response = admin_client_logged_in.post(
+        "/admin/contacts/contact/add/",
+        {
+            "directory": directory.pk,
+            "first_name": "Tom",
+            "last_name": "O'Brien",
+            "email": "Tom@EXAMPLE.org",
+            "phone": "(415) 555-0100",
+            "embedded_data": "{}",
+            "sms_opted_out": "on",
+            "MailingList_contacts-TOTAL_FORMS": "0",
+            "MailingList_contacts-INITIAL_FORMS": "0",
+            "transactions-TOTAL_FORMS": "0",
+            "transactions-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, [
+        response.context["adminform"].form.errors,
+        [formset.formset.errors for formset in response.context["inline_admin_formsets"]],
+        [
+            formset.formset.non_form_errors()
+            for formset in response.context["inline_admin_formsets"]
+        ],
+    ]
+    contact = Contact.objects.get()
+    assert (contact.email, contact.phone) == ("Tom@example.org", "+14155550100")
+    assert contact.sms_opted_out and contact.sms_opted_out_source == "admin (root)"

@@ -1,0 +1,164 @@
+"""Task "XM Directory: Add to directory": save the event's contact, or add a transaction."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from contacts.selectors import contact_find, contact_match
+from contacts.services import transaction_append
+from xmflows.contact_mapping import (
+    ContactMappingSerializer,
+    EmbeddedDataMappingField,
+    load_mailing_list,
+    render_contact_values,
+    save_contact_from_mapping,
+    validate_mailing_list_id,
+)
+from xmflows.task_types import TaskContext, TaskError, TaskOutcome, TaskType, register
+
+MODE_EMBEDDED_DATA = "embedded_data"
+MODE_TRANSACTION = "transaction"
+
+
+class AddToDirectoryConfigSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=[
+            (MODE_EMBEDDED_DATA, "Save or update embedded data"),
+            (MODE_TRANSACTION, "Add as transaction"),
+        ],
+        default=MODE_EMBEDDED_DATA,
+    )
+    mailing_list = serializers.IntegerField(min_value=1)
+    contact = ContactMappingSerializer()
+    embedded_data = EmbeddedDataMappingField()
+
+    def validate_mailing_list(self, value: int) -> int:
+        return validate_mailing_list_id(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        contact = attrs.get("contact") or {}
+        if attrs.get("mode") == MODE_TRANSACTION:
+            # Only looks a contact up: it needs something to recognise it by.
+            if not (contact.get("email") or contact.get("external_data_reference")):
+                raise serializers.ValidationError(
+                    {
+                        "contact": {
+                            "email": [
+                                "map the email or the external data reference so "
+                                "the contact can be found"
+                            ]
+                        }
+                    }
+                )
+            return attrs
+        # SPEC F3: first name, last name and email are required to save a contact.
+        missing = {
+            name: ["this field is required: map it to an event field"]
+            for name in ("first_name", "last_name", "email")
+            if not (contact.get(name) or "").strip()
+        }
+        if missing:
+            raise serializers.ValidationError({"contact": missing})
+        return attrs
+
+
+@register
+class AddToDirectory(TaskType):
+    key = "add_to_directory"
+    label = "XM Directory: Add to directory"
+    config_serializer = AddToDirectoryConfigSerializer
+
+    @property
+    def mode(self) -> str:
+        return self.config.get("mode") or MODE_EMBEDDED_DATA
+
+    def run(self, ctx: TaskContext) -> TaskOutcome:
+        if self.mode == MODE_TRANSACTION:
+            return self._append_transaction(ctx)
+        result = save_contact_from_mapping(
+            ctx=ctx,
+            mailing_list_id=self.config.get("mailing_list"),
+            contact_map=self.config.get("contact") or {},
+            embedded_data_map=self.config.get("embedded_data") or {},
+        )
+        return TaskOutcome(
+            output={
+                "action": "created" if result.created else "updated",
+                "contact_id": result.contact.pk,
+                "mailing_list_id": ctx.state["mailing_list_id"],
+                "changed_fields": result.changed_fields,
+                "contact": result.rendered,
+                "embedded_data": result.embedded_data,
+            },
+            warnings=result.warnings,
+            email=result.contact.email,
+        )
+
+    def _append_transaction(self, ctx: TaskContext) -> TaskOutcome:
+        mailing_list = load_mailing_list(self.config.get("mailing_list"))
+        values, data, warnings = render_contact_values(
+            ctx=ctx,
+            contact_map=self.config.get("contact") or {},
+            embedded_data_map=self.config.get("embedded_data") or {},
+            require_email=False,
+            require_names=False,
+            directory=mailing_list.directory,
+        )
+        contact = contact_find(
+            directory=mailing_list.directory,
+            email=values.get("email", ""),
+            external_data_reference=values.get("external_data_reference", ""),
+        )
+        if contact is None:
+            who = values.get("email") or values.get("external_data_reference") or "(no email)"
+            raise TaskError(f"contact not found: {who}", output={"warnings": warnings})
+        record = transaction_append(contact=contact, data=data, run_id=ctx.run_id)
+        ctx.state["contact_id"] = contact.pk
+        ctx.state["mailing_list_id"] = mailing_list.pk
+        ctx.state["transaction_id"] = record.pk
+        ctx.state["transaction_data"] = dict(record.data)
+        return TaskOutcome(
+            output={
+                "action": "transaction",
+                "transaction_id": record.pk,
+                "contact_id": contact.pk,
+                "data": record.data,
+            },
+            warnings=warnings,
+            email=contact.email,
+        )
+
+    def preview(self, ctx: TaskContext) -> dict[str, Any]:
+        """The rendered contact and what would happen to it; writes nothing."""
+        try:
+            mailing_list = load_mailing_list(self.config.get("mailing_list"))
+            transaction_mode = self.mode == MODE_TRANSACTION
+            values, embedded, warnings = render_contact_values(
+                ctx=ctx,
+                contact_map=self.config.get("contact") or {},
+                embedded_data_map=self.config.get("embedded_data") or {},
+                require_email=not transaction_mode,
+                require_names=not transaction_mode,
+                directory=mailing_list.directory,
+            )
+        except TaskError as error:
+            return {
+                "mode": self.mode,
+                "error": error.message,
+                "warnings": error.output.get("warnings", []),
+            }
+        existing = contact_match(directory=mailing_list.directory, values=values)
+        if transaction_mode:
+            action = "would add a transaction" if existing else "would fail: contact not found"
+        else:
+            action = "would update" if existing else "would create"
+        return {
+            "mode": self.mode,
+            "action": action,
+            "contact_id": existing.pk if existing else None,
+            "mailing_list_id": mailing_list.pk,
+            "directory_id": mailing_list.directory_id,
+            "contact": values,
+            "embedded_data": embedded,
+            "warnings": warnings,
+        }
