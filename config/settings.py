@@ -232,7 +232,9 @@ LOGGING = {
 }
 
 # A half-configured provider would lose messages at send time: refuse to start instead.
-if TWILIO_ACCOUNT_SID and not (TWILIO_AUTH_TOKEN and (TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID)):
+if TWILIO_ACCOUNT_SID and not (
+    TWILIO_AUTH_TOKEN and (TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID)
+):
     raise ImproperlyConfigured(
         "TWILIO_ACCOUNT_SID is set, so TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER "
         "(or TWILIO_MESSAGING_SERVICE_SID) must be set too"

@@ -5,12 +5,23 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from contacts.api import ContactViewSet, DirectoryViewSet, MailingListViewSet
+from distributions.api import DistributionViewSet, OutboxViewSet, VerifiedSenderViewSet
+from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
 
 router = DefaultRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("runs", RunViewSet, basename="run")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("surveys", SurveyViewSet, basename="survey")
+router.register("responses", ResponseViewSet, basename="response")
+router.register("directories", DirectoryViewSet, basename="directory")
+router.register("mailing-lists", MailingListViewSet, basename="mailing-list")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("distributions", DistributionViewSet, basename="distribution")
+router.register("outbox", OutboxViewSet, basename="outbox")
+router.register("verified-senders", VerifiedSenderViewSet, basename="verified-sender")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,4 +29,8 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(router.urls)),
     path("", include("xmflows.urls")),
+    path("", include("surveys.urls")),
+    path("", include("distributions.urls")),
+    # django-anymail's tracking webhooks, refused until ANYMAIL_WEBHOOK_SECRET is set.
+    path("hooks/email/", include("distributions.email_hooks")),
 ]

@@ -77,3 +77,88 @@ def other_client(other_user):
     client = APIClient()
     client.force_authenticate(other_user)
     return client
+
+
+# --- A test-only task type for engine and API tests -------------------------------
+
+PROBE_TASK_TYPE = "test_probe"
+
+
+class TaskProbe:
+    """What the `test_probe` task type was called with, and what it does next.
+
+    `plan("b", "fail", "temporary", "crash")` makes the task labelled "b" fail
+    permanently, then temporarily, then crash, then succeed on later calls.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self._plans: dict[str, list[str]] = {}
+
+    def plan(self, label: str, *behaviours: str) -> None:
+        self._plans[label] = list(behaviours)
+
+    def count(self, label: str) -> int:
+        return sum(1 for call in self.calls if call["label"] == label)
+
+    def labels(self) -> list[str]:
+        return [call["label"] for call in self.calls]
+
+    def run(self, config: dict, ctx):
+        from xmflows.task_types import TaskError, TaskOutcome
+
+        label = config.get("label", "task")
+        self.calls.append(
+            {
+                "label": label,
+                "run_id": ctx.run_id,
+                "state": dict(ctx.state),
+                "fields": dict(ctx.fields),
+            }
+        )
+        planned = self._plans.get(label) or []
+        behaviour = planned.pop(0) if planned else "ok"
+        if behaviour == "fail":
+            raise TaskError(f"{label} failed on purpose")
+        if behaviour == "temporary":
+            raise TaskError(f"{label} is temporarily unavailable", temporary=True)
+        if behaviour == "crash":
+            raise RuntimeError(f"{label} crashed")
+        trail = [*ctx.state.get("trail", []), label]
+        ctx.state["trail"] = trail
+        email_field = config.get("email_field") or ""
+        email = (ctx.fields.get(email_field) or "") if email_field else ""
+        return TaskOutcome(output={"label": label, "trail": trail}, email=email)
+
+
+def probe_task(label: str, **config) -> dict:
+    """A task definition for the `test_probe` task type."""
+    return {"type": PROBE_TASK_TYPE, "label": label, **config}
+
+
+@pytest.fixture
+def task_probe():
+    """Registers the `test_probe` task type for one test, and removes it afterwards."""
+    from rest_framework import serializers
+
+    from xmflows import task_types
+
+    probe = TaskProbe()
+
+    class ProbeConfig(serializers.Serializer):
+        label = serializers.CharField(max_length=50, default="task")
+        email_field = serializers.CharField(
+            max_length=100, required=False, allow_blank=True, default=""
+        )
+
+    class ProbeTaskType(task_types.TaskType):
+        key = PROBE_TASK_TYPE
+        label = "Test probe"
+        config_serializer = ProbeConfig
+
+        def run(self, ctx):
+            return probe.run(self.config, ctx)
+
+    task_types.register(ProbeTaskType)
+    yield probe
+    task_types.unregister(PROBE_TASK_TYPE)

@@ -108,7 +108,14 @@ class DeliveryAdmin(admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ["notification_id", "event", "record_id", "received_at"]
     search_fields = ["notification_id", "record_id"]
-    readonly_fields = ["event", "notification_id", "delivery", "record_id", "payload", "received_at"]
+    readonly_fields = [
+        "event",
+        "notification_id",
+        "delivery",
+        "record_id",
+        "payload",
+        "received_at",
+    ]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

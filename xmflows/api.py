@@ -92,9 +92,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 raise ValidationError({"workflow": ["must be a workflow id"]}) from error
         if params.get("status"):
             if params["status"] not in RunStatus.values:
-                raise ValidationError(
-                    {"status": [f"must be one of {', '.join(RunStatus.values)}"]}
-                )
+                raise ValidationError({"status": [f"must be one of {', '.join(RunStatus.values)}"]})
             queryset = queryset.filter(status=params["status"])
         if params.get("record_id"):
             queryset = queryset.filter(record_id=params["record_id"])

@@ -9,7 +9,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from xmflows import task_types
-from xmflows.conditions import evaluate_conditions
+from xmflows.conditions import ConditionError, evaluate_conditions
 from xmflows.models import OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
 from xmflows.task_types import TaskContext, TaskError
 
@@ -36,7 +36,8 @@ def _claim(run_id: int) -> Run | None:
         if run is None or run.status in FINISHED:
             return None
         stuck_after = timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS)
-        if run.status == RunStatus.RUNNING and run.started_at and run.started_at > now - stuck_after:
+        running_elsewhere = run.status == RunStatus.RUNNING and run.started_at
+        if running_elsewhere and run.started_at > now - stuck_after:
             return None
         if run.next_attempt_at and run.next_attempt_at > now:
             return None
@@ -75,7 +76,12 @@ def run_execute(*, run_id: int) -> str | None:
     if run is None:
         return None
     ctx = context_for(run)
-    result = evaluate_conditions(run.workflow.conditions, condition_fields(ctx))
+    try:
+        result = evaluate_conditions(run.workflow.conditions, condition_fields(ctx))
+    except ConditionError as error:
+        # Conditions edited by hand (admin) into an invalid shape: say so, do not loop.
+        _finish(run, RunStatus.FAILED, f"the workflow's conditions are invalid: {error}")
+        return RunStatus.FAILED
     if not result.passed:
         _finish(run, RunStatus.SKIPPED, result.reason)
         return RunStatus.SKIPPED
@@ -142,7 +148,9 @@ def _execute_task(run: Run, task, task_run: TaskRun, ctx: TaskContext) -> str:
         return _fail_task(task_run, error.message)
     except DatabaseError as error:
         ctx.state = state_before
-        logger.warning("run %s task %s: database error, will retry: %s", run.pk, task.position, error)
+        logger.warning(
+            "run %s task %s: database error, will retry: %s", run.pk, task.position, error
+        )
         return _retry_later(run, task_run, f"database error: {error}")
     except Exception as error:  # a bug in a task type must not kill the worker
         ctx.state = state_before

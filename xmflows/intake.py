@@ -23,7 +23,11 @@ from xmflows.models import (
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 2000
-_SESSION_ID = re.compile(rb"(<(?:[\w.-]+:)?SessionId\b[^>]*>)(.*?)(</(?:[\w.-]+:)?SessionId\s*>)", re.S)
+# A body cut short (truncated delivery, or the excerpt's own cut) can end inside the
+# value: without a closing tag, everything after the opening tag is redacted.
+_SESSION_ID = re.compile(
+    rb"(<(?:[\w.-]+:)?SessionId\b[^>]*(?<!/)>)(.*?)(</(?:[\w.-]+:)?SessionId\s*>|\Z)", re.S
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,9 @@ def redact_session_id(body: bytes) -> bytes:
 
 
 def _excerpt(body: bytes) -> str:
-    return redact_session_id(body[: EXCERPT_CHARS * 2]).decode("utf-8", "replace")[:EXCERPT_CHARS]
+    text = redact_session_id(body[: EXCERPT_CHARS * 2]).decode("utf-8", "replace")
+    # PostgreSQL text cannot hold NUL: one in the body would stop the refusal being recorded.
+    return text[:EXCERPT_CHARS].replace("\x00", "\ufffd")
 
 
 def _reject(
@@ -163,6 +169,24 @@ def delivery_receive(
             organization_id=message.organization_id,
             object_type=",".join(object_types),
         )
+    # An id longer than the column would fail the insert as our own error (a Server
+    # fault Salesforce retries for a day); it is bad input. Real ids have 15-18 characters.
+    id_limit = Notification._meta.get_field("notification_id").max_length
+    for number, notification in enumerate(message.notifications, start=1):
+        if len(notification.notification_id) > id_limit:
+            return _reject(
+                reason=(
+                    f"notification {number} has an Id of {len(notification.notification_id)} "
+                    f"characters; at most {id_limit} are accepted"
+                ),
+                code="Client",
+                status=500,
+                event=event,
+                body=body,
+                meta=meta,
+                organization_id=message.organization_id,
+                object_type=",".join(object_types),
+            )
     try:
         return _store(event=event, message=message, meta=meta)
     except DatabaseError as error:
@@ -220,9 +244,7 @@ def _store(*, event: Event, message: soap.OutboundMessage, meta: dict) -> Intake
             ],
             ignore_conflicts=True,
         )
-        new = list(
-            Notification.objects.filter(delivery=delivery).values_list("id", "record_id")
-        )
+        new = list(Notification.objects.filter(delivery=delivery).values_list("id", "record_id"))
         runs = Run.objects.bulk_create(
             [
                 Run(

@@ -59,7 +59,9 @@ def cleanup_history() -> dict[str, int]:
 
     cutoff = timezone.now() - timedelta(days=settings.XMFLOWS_HISTORY_DAYS)
     runs, _ = Run.objects.filter(created_at__lt=cutoff).delete()
-    notifications, _ = Notification.objects.filter(received_at__lt=cutoff, runs__isnull=True).delete()
+    notifications, _ = Notification.objects.filter(
+        received_at__lt=cutoff, runs__isnull=True
+    ).delete()
     deliveries, _ = Delivery.objects.filter(
         received_at__lt=cutoff, notifications__isnull=True
     ).delete()

@@ -15,12 +15,17 @@ class NotOwnerError(PermissionError):
 
 def _apply_definition(workflow: Workflow, definition: dict[str, Any]) -> None:
     event_def = definition.get("event") or {}
-    event, _ = Event.objects.get_or_create(
-        workflow=workflow, defaults={"object_name": event_def.get("object", "")}
-    )
+    # Through the instance's own accessor, so a caller that serializes `workflow`
+    # afterwards (the API's PUT/PATCH response) sees the saved event, not a stale cache.
+    try:
+        event = workflow.event
+    except Event.DoesNotExist:
+        event = Event(workflow=workflow)
     event.type = event_def.get("type", event.type)
     event.object_name = event_def.get("object", event.object_name)
-    event.organization_id = event_def.get("organization_id") or ""
+    # Only when given: a PATCH of the name must not lift the organization restriction.
+    if "organization_id" in event_def:
+        event.organization_id = event_def.get("organization_id") or ""
     if "fields" in event_def:
         event.fields = list(event_def.get("fields") or [])
     event.save()
@@ -118,8 +123,6 @@ def run_retry(*, run: Run) -> Run:
     run.finished_at = None
     run.next_attempt_at = None
     run.enqueued_at = timezone.now()
-    run.save(
-        update_fields=["status", "reason", "finished_at", "next_attempt_at", "enqueued_at"]
-    )
+    run.save(update_fields=["status", "reason", "finished_at", "next_attempt_at", "enqueued_at"])
     enqueue_runs([run.pk])
     return run

@@ -7,7 +7,7 @@ from xmflows.task_types.base import TaskContext, TaskError, TaskOutcome, TaskTyp
 
 _registry: dict[str, type[TaskType]] = {}
 
-__all__ = ["TaskContext", "TaskError", "TaskOutcome", "TaskType", "register", "get", "all_types"]
+__all__ = ["TaskContext", "TaskError", "TaskOutcome", "TaskType", "all_types", "get", "register"]
 
 
 def register(cls: type[TaskType]) -> type[TaskType]:

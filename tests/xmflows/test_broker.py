@@ -1,0 +1,154 @@
+"""Runs reach a real `manage.py qcluster` worker through the real broker (ORM, and Redis)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.tasks import async_task
+
+from tests.conftest import fixture_bytes, using_redis
+from tests.factories import make_workflow, post_soap
+from xmflows import intake
+from xmflows.models import Run
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+WAIT_SECONDS = 60
+BROKERS = [
+    pytest.param("orm", id="orm"),
+    pytest.param(
+        "redis",
+        id="redis",
+        marks=pytest.mark.skipif(not using_redis(), reason="REDIS_URL is not set"),
+    ),
+]
+
+
+def worker_database_url() -> str:
+    """A DATABASE_URL that points a subprocess at this test run's database."""
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{name}"
+    return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request, real_broker, monkeypatch):
+    """Enqueue through the chosen broker; yields the worker's environment."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": worker_database_url(),
+        "XMFLOWS_WORKERS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if request.param == "orm":
+        monkeypatch.setattr(Conf, "ORM", "default")
+        env.pop("REDIS_URL", None)
+    else:
+        monkeypatch.setattr(Conf, "ORM", None)
+        monkeypatch.setattr(Conf, "REDIS", os.environ["REDIS_URL"])
+    # Jobs left over from another run of this suite would only add noise.
+    get_broker().purge_queue()
+    yield env
+    get_broker().purge_queue()
+
+
+@pytest.fixture
+def start_worker(broker, tmp_path):
+    """Start `manage.py qcluster` on this test database; stop it with SIGINT afterwards."""
+    processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def start() -> subprocess.Popen:
+        log = tmp_path / f"qcluster-{len(processes)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=settings.BASE_DIR,
+                env=broker,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append((process, log))
+        return process
+
+    yield start
+    for process, log in processes:
+        if process.poll() is None:
+            # One SIGINT, as Ctrl-C would send; a second signal can hang django-q2's
+            # shutdown (PITFALLS.md 13).
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                pytest.fail(f"qcluster did not stop on SIGINT:\n{log.read_text()[-3000:]}")
+
+
+def wait_for(predicate, worker: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        assert worker.poll() is None, f"qcluster exited with {worker.returncode}"
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {WAIT_SECONDS}s waiting for {what}")
+
+
+def test_worker_executes_runs_posted_to_the_endpoint(client, admin_user, start_worker):
+    workflow = make_workflow(owner=admin_user)
+    response = post_soap(client, workflow, fixture_bytes("salesforce/case_batch_3.xml"))
+    assert response.status_code == 200
+    # Acknowledged with the work still queued: nothing ran in the request.
+    assert sorted(Run.objects.values_list("status", flat=True)) == ["queued"] * 3
+
+    worker = start_worker()
+    wait_for(
+        lambda: Run.objects.filter(status="succeeded").count() == 3,
+        worker,
+        "the worker to execute 3 runs",
+    )
+    assert Run.objects.exclude(status="succeeded").count() == 0
+    assert all(run.finished_at for run in Run.objects.all())
+
+
+def test_sweeper_reenqueues_a_lost_run_through_the_broker(
+    client, admin_user, start_worker, monkeypatch, settings
+):
+    workflow = make_workflow(owner=admin_user)
+    # The job is lost between commit and enqueue (a crash, or Redis losing it).
+    with monkeypatch.context() as patch:
+        patch.setattr(intake, "enqueue_runs", lambda run_ids: None)
+        response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    assert response.status_code == 200
+    (run,) = Run.objects.all()
+    assert run.status == "queued"
+    stale = timezone.now() - timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS + 60)
+    Run.objects.filter(pk=run.pk).update(enqueued_at=stale)
+
+    worker = start_worker()
+    time.sleep(3)
+    run.refresh_from_db()
+    assert run.status == "queued", "nothing should run a job that was never queued"
+
+    # The sweeper runs as a job of the worker and re-enqueues through the broker.
+    async_task("xmflows.jobs.sweep")
+    wait_for(
+        lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists(),
+        worker,
+        "the swept run to be executed",
+    )
+    run.refresh_from_db()
+    assert run.enqueued_at > stale

@@ -1,0 +1,174 @@
+"""Workflow pages and workflow reports: login, owner-only editing, search, run detail, retry."""
+
+import json
+
+import pytest
+
+from tests.conftest import fixture_bytes
+from tests.factories import event_path, make_user, make_workflow
+from xmflows.models import Run, TaskRun, Workflow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post_sample(client, workflow, name="salesforce/case_batch_3.xml"):
+    response = client.post(
+        event_path(workflow), fixture_bytes(name), content_type="text/xml; charset=utf-8"
+    )
+    assert response.status_code == 200
+    return response
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/workflows/", "/workflows/new/", "/reports/workflows/", "/reports/workflows/deliveries/"],
+)
+def test_pages_require_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_workflow_detail_shows_event_url_and_copy_button(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(owner=owner)
+    client.force_login(owner)
+    page = client.get(f"/workflows/{workflow.pk}/").content.decode()
+    assert workflow.event.url in page
+    assert "Copy URL" in page
+    assert "Edit definition" in page
+
+
+def test_non_owner_sees_copy_not_edit_and_is_refused_on_the_server(client):
+    owner = make_user(username="owner")
+    other = make_user(username="other")
+    workflow = make_workflow(owner=owner)
+    client.force_login(other)
+    page = client.get(f"/workflows/{workflow.pk}/").content.decode()
+    assert "Edit definition" not in page
+    assert "Copy" in page
+    assert client.get(f"/workflows/{workflow.pk}/edit/").status_code == 403
+    refused = client.post(f"/workflows/{workflow.pk}/disable/")
+    assert refused.status_code == 403
+    assert b"only the workflow's owner can edit it; copy it instead" in refused.content
+    workflow.refresh_from_db()
+    assert workflow.enabled
+
+    copied = client.post(f"/workflows/{workflow.pk}/copy/")
+    assert copied.status_code == 302
+    mine = Workflow.objects.get(owner=other)
+    assert mine.event.token != workflow.event.token
+    assert client.get(f"/workflows/{mine.pk}/edit/").status_code == 200
+
+
+def test_definition_editor_shows_errors_next_to_the_field_and_saves_valid_json(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(owner=owner)
+    client.force_login(owner)
+    bad = client.post(
+        f"/workflows/{workflow.pk}/edit/",
+        {
+            "definition": json.dumps(
+                {"name": "x", "event": {"object": "Case"}, "tasks": [{"type": "nope"}]}
+            )
+        },
+    )
+    assert bad.status_code == 400
+    assert "unknown task type" in bad.content.decode()
+    not_json = client.post(f"/workflows/{workflow.pk}/edit/", {"definition": "{oops"})
+    assert not_json.status_code == 400
+    assert "not valid JSON" in not_json.content.decode()
+
+    good = {
+        "name": "Renamed",
+        "enabled": False,
+        "event": {"type": "salesforce_outbound_message", "object": "Lead"},
+        "tasks": [],
+    }
+    saved = client.post(f"/workflows/{workflow.pk}/edit/", {"definition": json.dumps(good)})
+    assert saved.status_code == 302
+    workflow.refresh_from_db()
+    assert (workflow.name, workflow.enabled, workflow.event.object_name) == (
+        "Renamed",
+        False,
+        "Lead",
+    )
+
+
+def test_new_workflow_page_creates_a_workflow_owned_by_the_user(client):
+    user = make_user(username="creator")
+    client.force_login(user)
+    definition = {"name": "Mine", "event": {"object": "Case"}, "tasks": []}
+    response = client.post("/workflows/new/", {"definition": json.dumps(definition)})
+    assert response.status_code == 302
+    assert Workflow.objects.get(name="Mine").owner == user
+
+
+def test_reports_find_a_run_by_record_id_and_show_payload_and_reason(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(
+        owner=owner,
+        conditions={
+            "match": "all",
+            "rules": [{"field": "Status", "op": "equals", "value": "Open"}],
+        },
+    )
+    post_sample(client, workflow)
+    client.force_login(owner)
+    page = client.get("/reports/workflows/", {"q": "5008a00002Ab12aAAB"}).content.decode()
+    run = Run.objects.get(record_id="5008a00002Ab12aAAB")
+    assert f"#{run.pk}" in page
+    assert "Status equals" in page  # the reason it was skipped
+    others = Run.objects.exclude(pk=run.pk)
+    assert all(f"#{r.pk}<" not in page for r in others)
+
+    detail = client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
+    assert "ContactEmail" in detail and "siobhan.odonnell@example.org" in detail
+    assert "Skipped" in detail
+
+
+def test_reports_filter_by_status_and_paginate_by_keyset(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(owner=owner)
+    post_sample(client, workflow)
+    client.force_login(owner)
+    from xmflows import selectors
+
+    first = selectors.run_list(page_size=2)
+    assert len(first.items) == 2 and first.next_before == first.items[-1].pk
+    second = selectors.run_list(page_size=2, before=first.next_before)
+    assert len(second.items) == 1 and second.next_before is None
+    assert (
+        client.get("/reports/workflows/", {"status": "failed"})
+        .content.decode()
+        .count('href="/reports/workflows/runs/')
+        == 0
+    )
+
+
+def test_failed_run_can_be_retried_from_its_page(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(owner=owner)
+    post_sample(client, workflow, "salesforce/case_closed.xml")
+    run = Run.objects.get()
+    Run.objects.filter(pk=run.pk).update(status="failed", reason="task 1 (x): boom")
+    client.force_login(owner)
+    assert "Retry failed tasks" in client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
+    response = client.post(f"/reports/workflows/runs/{run.pk}/retry/")
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert not TaskRun.objects.filter(run=run, status="failed").exists()
+
+
+def test_deliveries_tab_shows_rejections_with_reason(client):
+    owner = make_user(username="owner")
+    workflow = make_workflow(owner=owner, event={"object": "Lead"})
+    client.post(
+        event_path(workflow),
+        fixture_bytes("salesforce/case_closed.xml"),
+        content_type="text/xml; charset=utf-8",
+    )
+    client.force_login(owner)
+    page = client.get("/reports/workflows/deliveries/", {"outcome": "rejected"}).content.decode()
+    assert "wrong object type" in page

@@ -1,0 +1,216 @@
+"""Pages for workflows and workflow reports: thin views over selectors and services."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_POST
+
+from xmflows import selectors
+from xmflows.models import DeliveryOutcome, RunStatus, Workflow
+from xmflows.serializers import WorkflowSerializer
+from xmflows.services import (
+    NotOwnerError,
+    RetryRefused,
+    run_retry,
+    workflow_copy,
+    workflow_delete,
+    workflow_export,
+    workflow_update,
+)
+
+NEW_WORKFLOW_TEMPLATE = {
+    "name": "Closed case survey",
+    "enabled": True,
+    "event": {"type": "salesforce_outbound_message", "object": "Case", "organization_id": None},
+    "conditions": {
+        "match": "all",
+        "rules": [{"field": "IsClosed", "op": "equals", "value": "true"}],
+    },
+    "tasks": [],
+}
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        return int(request.GET.get(name) or 0) or None
+    except ValueError:
+        return None
+
+
+@login_required
+def workflow_list_page(request: HttpRequest) -> HttpResponse:
+    mine = request.GET.get("show") != "others"
+    workflows = selectors.workflow_list(user=request.user, mine=mine)[:500]
+    return render(request, "xmflows/workflow_list.html", {"workflows": workflows, "mine": mine})
+
+
+@login_required
+def workflow_detail_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow.objects.select_related("owner", "event"), pk=workflow_id)
+    recent = selectors.run_list(workflow_id=workflow.pk, page_size=10).items
+    context = {
+        "workflow": workflow,
+        "is_owner": workflow.owner_id == request.user.pk,
+        "definition": json.dumps(workflow_export(workflow=workflow), indent=2),
+        "tasks": workflow.tasks.order_by("position"),
+        "recent_runs": recent,
+        "fields_seen": selectors.event_fields_seen(workflow=workflow),
+    }
+    return render(request, "xmflows/workflow_detail.html", context)
+
+
+def _definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
+    errors = None
+    if request.method == "POST":
+        text = request.POST.get("definition", "")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            errors = {"definition": [f"not valid JSON: {error}"]}
+            data = None
+        if data is not None:
+            serializer = WorkflowSerializer(
+                instance=workflow, data=data, context={"request": request}
+            )
+            if serializer.is_valid():
+                saved = serializer.save()
+                messages.success(request, "Workflow saved.")
+                return redirect("workflow-detail", workflow_id=saved.pk)
+            errors = serializer.errors
+    else:
+        definition = workflow_export(workflow=workflow) if workflow else NEW_WORKFLOW_TEMPLATE
+        text = json.dumps(definition, indent=2)
+    return render(
+        request,
+        "xmflows/workflow_form.html",
+        {
+            "workflow": workflow,
+            "text": text,
+            "errors": errors,
+            "error_json": json.dumps(errors, indent=2) if errors else "",
+        },
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def workflow_create_page(request: HttpRequest) -> HttpResponse:
+    return _definition_form(request, workflow=None)
+
+
+@login_required
+def workflow_edit_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    if workflow.owner_id != request.user.pk:
+        return HttpResponseForbidden(NotOwnerError.message)
+    return _definition_form(request, workflow=workflow)
+
+
+@login_required
+@require_POST
+def workflow_action_page(request: HttpRequest, workflow_id: int, action: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    if action == "copy":
+        copied = workflow_copy(workflow=workflow, user=request.user)
+        messages.success(request, "Copied. This copy is yours and has its own event URL.")
+        return redirect("workflow-detail", workflow_id=copied.pk)
+    try:
+        if action in {"enable", "disable"}:
+            workflow_update(
+                workflow=workflow, user=request.user, definition={"enabled": action == "enable"}
+            )
+            messages.success(request, f"Workflow {action}d.")
+            return redirect("workflow-detail", workflow_id=workflow.pk)
+        if action == "delete":
+            workflow_delete(workflow=workflow, user=request.user)
+            messages.success(request, "Workflow deleted.")
+            return redirect("workflow-list")
+    except NotOwnerError as error:
+        return HttpResponseForbidden(str(error))
+    raise Http404("unknown action")
+
+
+@login_required
+def run_list_page(request: HttpRequest) -> HttpResponse:
+    since = parse_date(request.GET.get("since") or "") if request.GET.get("since") else None
+    until = parse_date(request.GET.get("until") or "") if request.GET.get("until") else None
+    page = selectors.run_list(
+        workflow_id=_int_param(request, "workflow"),
+        status=request.GET.get("status") or None,
+        since=since,
+        until=until,
+        search=request.GET.get("q", ""),
+        before=_int_param(request, "before"),
+    )
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "page": page,
+        "workflows": Workflow.objects.order_by("name").only("id", "name"),
+        "statuses": RunStatus.choices,
+        "filters": request.GET,
+        "query": query.urlencode(),
+    }
+    return render(request, "xmflows/run_list.html", context)
+
+
+@login_required
+def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_detail(run_id=run_id)
+    if run is None:
+        raise Http404("no such run")
+    from distributions.models import Recipient
+
+    recipients = Recipient.objects.filter(workflow_run_id=run.pk).select_related("contact")
+    payload = run.notification.payload
+    context = {
+        "run": run,
+        "payload": payload,
+        "fields": sorted((payload.get("fields") or {}).items()),
+        "task_runs": run.task_runs.order_by("position"),
+        "recipients": recipients,
+        "can_retry": run.status == RunStatus.FAILED
+        and (request.user.is_staff or run.workflow.owner_id == request.user.pk),
+    }
+    return render(request, "xmflows/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def run_retry_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_detail(run_id=run_id)
+    if run is None:
+        raise Http404("no such run")
+    if not (request.user.is_staff or run.workflow.owner_id == request.user.pk):
+        return HttpResponseForbidden("only the workflow's owner or a staff member can retry a run")
+    try:
+        run_retry(run=run)
+        messages.success(request, "Retry queued: the failed tasks run again.")
+    except RetryRefused as error:
+        messages.error(request, str(error))
+    return redirect("run-detail", run_id=run.pk)
+
+
+@login_required
+def delivery_list_page(request: HttpRequest) -> HttpResponse:
+    page = selectors.delivery_list(
+        outcome=request.GET.get("outcome") or None,
+        workflow_id=_int_param(request, "workflow"),
+        before=_int_param(request, "before"),
+    )
+    query = request.GET.copy()
+    query.pop("before", None)
+    return render(
+        request,
+        "xmflows/delivery_list.html",
+        {
+            "page": page,
+            "filters": request.GET,
+            "outcomes": DeliveryOutcome.choices,
+            "query": query.urlencode(),
+        },
+    )
