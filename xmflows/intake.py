@@ -23,6 +23,8 @@ from xmflows.models import (
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 2000
+# The acknowledgement never changes: build it once.
+ACK = soap.build_ack()
 # A body cut short (truncated delivery, or the excerpt's own cut) can end inside the
 # value: without a closing tag, everything after the opening tag is redacted.
 _SESSION_ID = re.compile(
@@ -98,7 +100,8 @@ def delivery_receive(
     """
     meta = {"body_bytes": body_bytes, "remote_addr": remote_addr, "user_agent": user_agent[:300]}
     try:
-        event = Event.objects.select_related("workflow").filter(token=token).first()
+        event = Event.objects.select_related("workflow").filter(token=token)[:1]
+        event = event[0] if event else None
     except DatabaseError:
         logger.exception("database unavailable while looking up an event token")
         return IntakeResult(
@@ -263,7 +266,7 @@ def _store(*, event: Event, message: soap.OutboundMessage, meta: dict) -> Intake
             Delivery.objects.filter(pk=delivery.pk).update(duplicate_count=duplicates)
         run_ids = tuple(run.pk for run in runs)
         enqueue_runs(run_ids)
-    return IntakeResult(status=200, body=soap.build_ack(), delivery_id=delivery.pk, run_ids=run_ids)
+    return IntakeResult(status=200, body=ACK, delivery_id=delivery.pk, run_ids=run_ids)
 
 
 def enqueue_runs(run_ids: tuple[int, ...] | list[int]) -> None:

@@ -125,7 +125,8 @@ class Notification(models.Model):
     notification_id = models.CharField(max_length=40)
     delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT, related_name="notifications")
     received_at = models.DateTimeField(auto_now_add=True)
-    record_id = models.CharField(max_length=40, blank=True, db_index=True)
+    # Searched through Run.record_id (indexed there); no second index to write here.
+    record_id = models.CharField(max_length=40, blank=True)
     payload = models.JSONField()
 
     class Meta:

@@ -1,0 +1,1 @@
+"""Benchmarks (not part of the test suite); a package so gunicorn can import bench settings."""
