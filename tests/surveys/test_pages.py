@@ -278,3 +278,18 @@ def test_opt_out_works_on_an_expired_link(client):
 
 def test_opt_out_unknown_token_is_404(client):
     assert client.get("/o/nope/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_one_click_unsubscribe_post_without_csrf_token_opts_out():
+    """RFC 8058: mail clients POST 'List-Unsubscribe=One-Click' with no CSRF token."""
+    from django.test import Client
+
+    from tests.factories import make_survey_link
+
+    link = make_survey_link()
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(f"/o/{link.token}/", {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    link.refresh_from_db()
+    assert link.opted_out_at is not None

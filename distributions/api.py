@@ -1,0 +1,132 @@
+"""REST API of distributions, their recipient lines, the outbox and verified senders."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+
+from distributions.models import Channel, DistributionChannel, VerifiedSender
+from distributions.selectors import (
+    distributions_visible,
+    outbox_messages,
+    parse_status,
+    status_counts,
+)
+from distributions.serializers import (
+    DistributionSerializer,
+    OutboxMessageSerializer,
+    RecipientSerializer,
+    VerifiedSenderSerializer,
+)
+
+
+def _int_param(params, name: str) -> int | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ValidationError({name: [f"must be a number, not {raw!r}"]}) from error
+
+
+class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Distributions of the surveys you can see, newest first, with counts by status."""
+
+    serializer_class = DistributionSerializer
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        params = self.request.query_params
+        queryset = distributions_visible(user=self.request.user).select_related("created_by")
+        survey = _int_param(params, "survey")
+        if survey is not None:
+            queryset = queryset.filter(survey_id=survey)
+        workflow = _int_param(params, "workflow")
+        if workflow is not None:
+            queryset = queryset.filter(workflow_id=workflow)
+        workflow_run = _int_param(params, "workflow_run")
+        if workflow_run is not None:
+            queryset = queryset.filter(workflow_run_id=workflow_run)
+        channel = params.get("channel")
+        if channel:
+            if channel not in DistributionChannel.values:
+                raise ValidationError(
+                    {"channel": [f"must be one of {', '.join(DistributionChannel.values)}"]}
+                )
+            queryset = queryset.filter(channel=channel)
+        return queryset.order_by("-id")
+
+    def _serialize(self, distributions, *, many: bool):
+        items = distributions if many else [distributions]
+        counts = status_counts(item.pk for item in items)
+        return DistributionSerializer(
+            distributions, many=many, context={**self.get_serializer_context(), "counts": counts}
+        ).data
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("survey", int),
+            OpenApiParameter("workflow", int),
+            OpenApiParameter("workflow_run", int),
+            OpenApiParameter("channel", str, enum=DistributionChannel.values),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self._serialize(page, many=True))
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._serialize(self.get_object(), many=False))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, description="a status label or code")],
+        responses={200: RecipientSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def recipients(self, request, pk=None):
+        """One row per contact of the distribution, in the order they were added."""
+        distribution = get_object_or_404(self.get_queryset(), pk=pk)
+        queryset = distribution.recipients.select_related("link").order_by("id")
+        if request.query_params.get("status"):
+            try:
+                codes = parse_status(request.query_params["status"])
+            except ValueError as error:
+                raise ValidationError({"status": [str(error)]}) from error
+            queryset = queryset.filter(status__in=codes)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(RecipientSerializer(page, many=True).data)
+
+
+class OutboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What the development outbox "sent" (staff only: it holds personal links)."""
+
+    serializer_class = OutboxMessageSerializer
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("to", str, description="an email address or an E.164 number"),
+            OpenApiParameter("channel", str, enum=Channel.values),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        channel = params.get("channel") or ""
+        if channel and channel not in Channel.values:
+            raise ValidationError({"channel": [f"must be one of {', '.join(Channel.values)}"]})
+        return outbox_messages(to=params.get("to") or "", channel=channel)
+
+
+class VerifiedSenderViewSet(viewsets.ModelViewSet):
+    """Addresses and domains tasks may send from (staff only)."""
+
+    serializer_class = VerifiedSenderSerializer
+    permission_classes = [IsAdminUser]
+    queryset = VerifiedSender.objects.order_by("address")

@@ -1,0 +1,181 @@
+"""Pages and downloads: distribution history CSV, a survey's Distributions tab, the outbox."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from distributions.csv_export import csv_chunks
+from distributions.models import Distribution, OutboxMessage, RecipientStatus
+from distributions.selectors import (
+    history_rows,
+    parse_moment,
+    parse_status,
+    status_counts,
+    survey_link_prefix,
+)
+from surveys.models import Survey
+from surveys.selectors import survey_list_visible
+
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+# --- Distribution history CSV (CONTRACT.md §6) -----------------------------------------
+
+
+def _csv_user(request: HttpRequest):
+    """The signed-in user, or the owner of a valid API token; else an answer to send.
+
+    Downloads are fetched by scripts (token) and by browsers (session), so both work;
+    a browser without a session is sent to the login page, a script gets a 401.
+    """
+    if request.user.is_authenticated:
+        return request.user, None
+    if get_authorization_header(request):
+        try:
+            result = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed as error:
+            return None, _unauthorized(str(error.detail))
+        if result is not None:
+            return result[0], None
+    if "text/html" in request.headers.get("Accept", ""):
+        return None, redirect_to_login(request.get_full_path())
+    return None, _unauthorized("authentication required: a session or 'Authorization: Token …'")
+
+
+def _unauthorized(message: str) -> HttpResponse:
+    response = HttpResponse(message, status=401, content_type="text/plain; charset=utf-8")
+    response["WWW-Authenticate"] = 'Token realm="api"'
+    return response
+
+
+def _csv_filters(request: HttpRequest) -> dict | HttpResponse:
+    params = request.GET
+    filters: dict = {}
+    try:
+        if params.get("status"):
+            filters["statuses"] = parse_status(params["status"])
+        if params.get("since"):
+            filters["since"] = parse_moment(params["since"], upper=False)
+        if params.get("until"):
+            filters["until"] = parse_moment(params["until"], upper=True)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    return filters
+
+
+def _stream_csv(rows, filename: str) -> StreamingHttpResponse:
+    # Streamed from a database cursor through a one-row buffer: memory stays flat for
+    # a million rows (PITFALLS.md 9). Served by WSGI: under ASGI Django would read
+    # this synchronous iterator whole before sending it.
+    chunks = csv_chunks(rows, survey_link_prefix=survey_link_prefix())
+    response = StreamingHttpResponse(chunks, content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def survey_history_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
+    user, refusal = _csv_user(request)
+    if refusal is not None:
+        return refusal
+    survey = get_object_or_404(Survey, pk=survey_id)
+    if not survey_list_visible(user=user).filter(pk=survey.pk).exists():
+        return HttpResponseForbidden("you do not have access to this survey")
+    filters = _csv_filters(request)
+    if isinstance(filters, HttpResponse):
+        return filters
+    rows = history_rows(survey_id=survey.pk, **filters)
+    return _stream_csv(rows, f"survey-{survey.pk}-distribution-history.csv")
+
+
+@require_GET
+def distribution_history_csv(request: HttpRequest, distribution_id: int) -> HttpResponse:
+    user, refusal = _csv_user(request)
+    if refusal is not None:
+        return refusal
+    distribution = get_object_or_404(Distribution, pk=distribution_id)
+    if not survey_list_visible(user=user).filter(pk=distribution.survey_id).exists():
+        return HttpResponseForbidden("you do not have access to this distribution's survey")
+    filters = _csv_filters(request)
+    if isinstance(filters, HttpResponse):
+        return filters
+    rows = history_rows(distribution_id=distribution.pk, **filters)
+    return _stream_csv(rows, f"distribution-{distribution.pk}-history.csv")
+
+
+# --- Pages ------------------------------------------------------------------------------
+
+DISTRIBUTIONS_PER_PAGE = 20
+RECIPIENTS_PER_PAGE = 100
+OUTBOX_PER_PAGE = 25
+
+
+@login_required
+def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """A survey's Distributions tab: each distribution with its counts; the chosen one
+    (?distribution=) with every recipient line, its status, error and times."""
+    survey = get_object_or_404(Survey, pk=survey_id)
+    if not survey_list_visible(user=request.user).filter(pk=survey.pk).exists():
+        return HttpResponseForbidden("you do not have access to this survey")
+    distributions = Paginator(
+        survey.distributions.select_related("created_by").order_by("-id"), DISTRIBUTIONS_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    counts = status_counts(item.pk for item in distributions)
+    rows = [{"distribution": item, "counts": counts.get(item.pk, {})} for item in distributions]
+    selected = None
+    recipients = None
+    selected_id = request.GET.get("distribution")
+    if selected_id and selected_id.isdigit():
+        selected = survey.distributions.filter(pk=int(selected_id)).first()
+    elif rows:
+        selected = rows[0]["distribution"]
+    if selected is not None:
+        recipients = Paginator(
+            selected.recipients.select_related("link").order_by("id"), RECIPIENTS_PER_PAGE
+        ).get_page(request.GET.get("lines"))
+    return render(
+        request,
+        "distributions/survey_distributions.html",
+        {
+            "survey": survey,
+            "distributions": distributions,
+            "rows": rows,
+            "selected": selected,
+            "recipients": recipients,
+            "statuses": RecipientStatus.choices,
+        },
+    )
+
+
+@login_required
+def outbox(request: HttpRequest) -> HttpResponse:
+    """What the development outbox "sent": emails rendered in a sandbox, and SMS."""
+    if not request.user.is_staff:
+        return HttpResponseForbidden("the outbox is for staff: it holds personal survey links")
+    queryset = OutboxMessage.objects.order_by("-id")
+    to = (request.GET.get("to") or "").strip()
+    if to:
+        queryset = queryset.filter(to__iexact=to)
+    channel = request.GET.get("channel") or ""
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    messages_page = Paginator(queryset, OUTBOX_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "distributions/outbox.html",
+        {"messages_page": messages_page, "to": to, "channel": channel},
+    )

@@ -1,0 +1,146 @@
+"""REST API: distributions with counts, recipient rows, the outbox, verified senders."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from distributions.models import OutboxMessage, Recipient, VerifiedSender
+from distributions.services import distribution_create
+from tests.distributions.builders import make_distribution_workflow, make_survey, send_case
+from tests.factories import make_contact, make_user
+
+
+def _line(distribution, status: str, **values) -> Recipient:
+    contact = make_contact()
+    return Recipient.objects.create(
+        distribution=distribution,
+        survey_id=distribution.survey_id,
+        channel="email",
+        contact=contact,
+        email=contact.email,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        status=status,
+        **values,
+    )
+
+
+@pytest.mark.django_db
+def test_distributions_list_counts_by_status_and_filters(api_client, admin_user):
+    survey = make_survey(owner=admin_user)
+    first = distribution_create(survey=survey, channel="email", workflow_run_id=5, workflow_id=9)
+    second = distribution_create(survey=survey, channel="email", workflow_run_id=6, workflow_id=8)
+    other = distribution_create(survey=make_survey(owner=admin_user, name="B"), channel="email")
+    for status in ["sent", "sent", "finished", "hard_bounce"]:
+        _line(first, status)
+    _line(second, "opted_out")
+    body = api_client.get("/api/v1/distributions/", {"survey": survey.pk}).json()
+    assert body["count"] == 2
+    by_id = {item["id"]: item for item in body["results"]}
+    assert by_id[first.pk]["counts"] == {"Sent": 2, "Survey Finished": 1, "Hard Bounce": 1}
+    assert by_id[first.pk]["workflow_run"] == 5
+    assert by_id[first.pk]["channel"] == "email"
+    assert by_id[first.pk]["survey"] == survey.pk
+    assert by_id[second.pk]["counts"] == {"Opted Out": 1}
+    by_workflow = api_client.get("/api/v1/distributions/", {"workflow": 8}).json()
+    assert [item["id"] for item in by_workflow["results"]] == [second.pk]
+    detail = api_client.get(f"/api/v1/distributions/{first.pk}/").json()
+    assert detail["counts"]["Sent"] == 2
+    assert api_client.get(f"/api/v1/distributions/{other.pk}/").status_code == 200
+    assert api_client.get("/api/v1/distributions/", {"survey": "x"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_recipient_rows_are_paginated_with_labels(api_client, admin_user):
+    survey = make_survey(owner=admin_user)
+    distribution = distribution_create(survey=survey, channel="email")
+    lines = [_line(distribution, "sent") for _ in range(3)]
+    _line(distribution, "failed", error="Bad or missing API token")
+    body = api_client.get(f"/api/v1/distributions/{distribution.pk}/recipients/").json()
+    assert body["count"] == 4
+    assert [row["id"] for row in body["results"][:3]] == [line.pk for line in lines]
+    failed = body["results"][3]
+    assert failed["status"] == "Failed"
+    assert failed["error"] == "Bad or missing API token"
+    assert set(failed) >= {
+        "contact",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "status",
+        "error",
+        "sent_at",
+        "delivered_at",
+        "opened_at",
+        "started_at",
+        "finished_at",
+        "survey_link",
+        "response",
+    }
+    only_failed = api_client.get(
+        f"/api/v1/distributions/{distribution.pk}/recipients/", {"status": "Failed"}
+    ).json()
+    assert only_failed["count"] == 1
+
+
+@pytest.mark.django_db
+def test_distributions_of_surveys_you_cannot_see_are_hidden(admin_user):
+    survey = make_survey(owner=admin_user)
+    distribution = distribution_create(survey=survey, channel="email")
+    stranger = APIClient()
+    stranger.force_authenticate(make_user(username="trudy"))
+    assert stranger.get("/api/v1/distributions/").json()["count"] == 0
+    assert stranger.get(f"/api/v1/distributions/{distribution.pk}/").status_code == 404
+    assert stranger.get(f"/api/v1/distributions/{distribution.pk}/recipients/").status_code == 404
+    assert APIClient().get("/api/v1/distributions/").status_code in (401, 403)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_lists_sent_email_and_filters(client, api_client, admin_user):
+    send_case(client, make_distribution_workflow(owner=admin_user))
+    OutboxMessage.objects.create(channel="sms", to="+14155550100", body="Hi")
+    everything = api_client.get("/api/v1/outbox/").json()
+    assert everything["count"] == 2
+    email = api_client.get("/api/v1/outbox/", {"to": "JONAS.berg@example.org"}).json()
+    assert email["count"] == 1
+    message = email["results"][0]
+    assert message["channel"] == "email"
+    assert message["to"] == "jonas.berg@example.org"
+    assert message["from"] == "Customer Care <surveys@example.com>"
+    assert message["subject"] == "How did we do, Jonas?"
+    assert "Take the survey (http://testserver/s/" in message["body"]
+    assert '<a href="http://testserver/s/' in message["html"]
+    assert message["created_at"]
+    sms = api_client.get("/api/v1/outbox/", {"channel": "sms"}).json()
+    assert [item["to"] for item in sms["results"]] == ["+14155550100"]
+    assert api_client.get("/api/v1/outbox/", {"channel": "fax"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_outbox_and_senders_are_staff_only(admin_user):
+    plain = APIClient()
+    plain.force_authenticate(make_user(username="plain", is_staff=False))
+    assert plain.get("/api/v1/outbox/").status_code == 403
+    assert plain.get("/api/v1/verified-senders/").status_code == 403
+    assert plain.post("/api/v1/verified-senders/", {"address": "x@y.example"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_verified_senders_crud(api_client):
+    created = api_client.post(
+        "/api/v1/verified-senders/", {"address": " Support@Example.COM "}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["address"] == "support@example.com"
+    assert created.json()["verified"] is True
+    domain = api_client.post("/api/v1/verified-senders/", {"address": "example.org"})
+    assert domain.json()["address"] == "@example.org"
+    duplicate = api_client.post("/api/v1/verified-senders/", {"address": "support@example.com"})
+    assert duplicate.status_code == 400
+    bad = api_client.post("/api/v1/verified-senders/", {"address": "not a domain"})
+    assert bad.status_code == 400
+    sender_id = created.json()["id"]
+    patched = api_client.patch(f"/api/v1/verified-senders/{sender_id}/", {"verified": False})
+    assert patched.json()["verified"] is False
+    assert api_client.delete(f"/api/v1/verified-senders/{sender_id}/").status_code == 204
+    assert list(VerifiedSender.objects.values_list("address", flat=True)) == ["@example.org"]
