@@ -58,25 +58,6 @@ Press Ctrl-C to stop.
 """, flush=True)
 PYEOF
 
-# Job control gives each child its own process group: without it, bash starts
-# background children with SIGINT ignored, and Ctrl-C would never reach them. The
-# trap passes the one SIGINT on, once, and then we only wait (PITFALLS.md 13).
-set -m
-$PY manage.py qcluster &
-worker=$!
-$PY manage.py runserver --noreload "$HOST:$PORT" &
-web=$!
-stopping=0
-stop() { stopping=1; kill -INT "$worker" "$web" 2>/dev/null || true; }
-trap stop INT TERM
-while kill -0 "$worker" 2>/dev/null && kill -0 "$web" 2>/dev/null; do
-  wait -n "$worker" "$web" 2>/dev/null || true
-done
-# One ended: by Ctrl-C (both are already stopping) or by a crash (stop the other).
-[ "$stopping" = 1 ] || stop
-for _ in $(seq 1 28); do
-  kill -0 "$worker" 2>/dev/null || kill -0 "$web" 2>/dev/null || break
-  sleep 1
-done
-kill -KILL "$worker" "$web" 2>/dev/null || true
-wait 2>/dev/null || true
+# The supervisor starts the worker and the web server and stops both on Ctrl-C
+# (config/supervisor.py says how, and why not in bash).
+exec $PY -m config.supervisor "$HOST:$PORT"
