@@ -188,6 +188,8 @@ SMS_BACKEND = os.environ.get(
     if TWILIO_ACCOUNT_SID
     else "distributions.channels.sms_outbox.OutboxBackend",
 )
+# Seconds one Twilio API request may take; the client's default is to wait forever.
+TWILIO_TIMEOUT_SECONDS = float(os.environ.get("TWILIO_TIMEOUT_SECONDS", "15"))
 
 # --- xmflows --------------------------------------------------------------------
 XMFLOWS_MAX_MESSAGE_BYTES = int(os.environ.get("XMFLOWS_MAX_MESSAGE_BYTES", "2000000"))
@@ -199,6 +201,17 @@ XMFLOWS_RETRY_WINDOW_SECONDS = int(os.environ.get("XMFLOWS_RETRY_WINDOW_SECONDS"
 # How many runs one background job executes; a 100-notification message becomes a
 # handful of jobs instead of a hundred queue rows.
 XMFLOWS_RUNS_PER_JOB = int(os.environ.get("XMFLOWS_RUNS_PER_JOB", "20"))
+# SMS: a text longer than this many segments is sent, with a warning in the task output.
+XMFLOWS_SMS_MAX_SEGMENTS = int(os.environ.get("XMFLOWS_SMS_MAX_SEGMENTS", "3"))
+# A two-way SMS survey with no reply for this long is closed (timed out).
+XMFLOWS_SMS_CONVERSATION_TIMEOUT_HOURS = float(
+    os.environ.get("XMFLOWS_SMS_CONVERSATION_TIMEOUT_HOURS", "24")
+)
+# The answer to an inbound HELP (or INFO).
+XMFLOWS_SMS_HELP_TEXT = os.environ.get(
+    "XMFLOWS_SMS_HELP_TEXT",
+    "Customer surveys. Reply STOP to stop receiving texts, START to receive them again.",
+)
 
 # --- Static files: served by the app itself (WhiteNoise), also with DEBUG off ----
 STATIC_URL = "/static/"
@@ -227,7 +240,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")}},
+    # django-q2 logs to "django-q" (with a hyphen): every job enqueued and processed at
+    # INFO, which at scale is noise and CPU; WARNING keeps its failures.
+    "loggers": {"django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")}},
 }
 
 # A half-configured provider would lose messages at send time: refuse to start instead.

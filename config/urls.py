@@ -6,7 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from contacts.api import ContactViewSet, DirectoryViewSet, MailingListViewSet
-from distributions.api import DistributionViewSet, OutboxViewSet, VerifiedSenderViewSet
+from distributions.api import (
+    DistributionViewSet,
+    FrequencyRuleViewSet,
+    OutboxViewSet,
+    VerifiedSenderViewSet,
+)
 from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
 
@@ -22,6 +27,7 @@ router.register("contacts", ContactViewSet, basename="contact")
 router.register("distributions", DistributionViewSet, basename="distribution")
 router.register("outbox", OutboxViewSet, basename="outbox")
 router.register("verified-senders", VerifiedSenderViewSet, basename="verified-sender")
+router.register("frequency-rules", FrequencyRuleViewSet, basename="frequency-rule")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -33,4 +39,6 @@ urlpatterns = [
     path("", include("distributions.urls")),
     # django-anymail's tracking webhooks, refused until ANYMAIL_WEBHOOK_SECRET is set.
     path("hooks/email/", include("distributions.email_hooks")),
+    # Twilio's status callbacks and inbound texts, signature-checked when Twilio is set up.
+    path("hooks/twilio/", include("distributions.twilio_hooks")),
 ]

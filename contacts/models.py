@@ -1,5 +1,6 @@
 """Directories, mailing lists, contacts with embedded data, and their transactions."""
 
+from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
@@ -47,6 +48,25 @@ def validate_time_zone(value: str) -> None:
         ) from error
 
 
+DEFAULT_WORKING_DAYS = [1, 2, 3, 4, 5]
+
+
+def default_working_days() -> list[int]:
+    return list(DEFAULT_WORKING_DAYS)
+
+
+def validate_working_days(value) -> None:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(day, int) and not isinstance(day, bool) for day in value)
+        or not all(1 <= day <= 7 for day in value)
+    ):
+        raise ValidationError(
+            "working days are a non-empty list of ISO weekday numbers, 1 (Monday) to 7 (Sunday)"
+        )
+
+
 class Directory(models.Model):
     """A set of contacts in which a person exists once (deduplicated)."""
 
@@ -71,11 +91,40 @@ class Directory(models.Model):
         validators=[validate_time_zone],
         help_text="Used for quiet hours when a contact's own time zone is unknown.",
     )
+    # SMS quiet hours: a text due inside them waits for their end (never dropped), in
+    # the contact's time zone, else default_time_zone. May cross midnight (22:00 to
+    # 08:00); both unset (or equal) means none.
+    quiet_hours_start = models.TimeField(
+        null=True, blank=True, help_text="No SMS from this local time… (e.g. 21:00)."
+    )
+    quiet_hours_end = models.TimeField(
+        null=True, blank=True, help_text="…until this local time (e.g. 08:00)."
+    )
+    # "Send at the next working hour" (distribute task) waits for these, in the
+    # contact's time zone, else default_time_zone. End is exclusive: 17:00 is after hours.
+    working_hours_start = models.TimeField(
+        default=time(9, 0), help_text="Start of working hours (local time)."
+    )
+    working_hours_end = models.TimeField(
+        default=time(17, 0), help_text="End of working hours (local time, exclusive)."
+    )
+    working_days = models.JSONField(
+        default=default_working_days,
+        validators=[validate_working_days],
+        help_text="ISO weekday numbers: 1 = Monday … 7 = Sunday.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "directories"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(working_hours_start__lt=F("working_hours_end")),
+                name="directory_working_hours_order",
+                violation_error_message="working hours must start before they end",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -26,6 +26,11 @@ class DirectorySerializer(serializers.ModelSerializer):
             "default_country",
             "match_rules",
             "default_time_zone",
+            "working_hours_start",
+            "working_hours_end",
+            "working_days",
+            "quiet_hours_start",
+            "quiet_hours_end",
             "contact_count",
             "created_at",
         ]
@@ -36,6 +41,19 @@ class DirectorySerializer(serializers.ModelSerializer):
             return normalize_country(value)
         except ValueError as error:
             raise serializers.ValidationError(str(error)) from error
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The database holds the same rule (a check constraint); saying it here makes
+        # it a 400 on the field rather than an error on save.
+        start = attrs.get(
+            "working_hours_start", getattr(self.instance, "working_hours_start", None)
+        )
+        end = attrs.get("working_hours_end", getattr(self.instance, "working_hours_end", None))
+        if start is not None and end is not None and not start < end:
+            raise serializers.ValidationError(
+                {"working_hours_end": ["working hours must end after they start"]}
+            )
+        return attrs
 
 
 class MailingListSerializer(serializers.ModelSerializer):

@@ -7,6 +7,7 @@ from distributions.models import (
     DeliveryEvent,
     Distribution,
     EmailSuppression,
+    FrequencyRule,
     OutboxMessage,
     Recipient,
     RecipientMessage,
@@ -41,7 +42,8 @@ class RecipientInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["email", "first_name", "last_name", "status", "error", "sent_at", "finished_at"]
+    # to_address: the email address or the phone number the line went to.
+    fields = ["to_address", "first_name", "last_name", "status", "error", "sent_at", "finished_at"]
     readonly_fields = fields
     max_num = 0
 
@@ -51,17 +53,30 @@ class RecipientInline(admin.TabularInline):
 
 @admin.register(Distribution)
 class DistributionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "survey", "channel", "workflow_run_link", "created_by", "created_at"]
-    list_filter = ["channel"]
+    list_display = [
+        "id",
+        "survey",
+        "channel",
+        "kind",
+        "parent",
+        "workflow_run_link",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["channel", "kind"]
     search_fields = ["survey__name", "=workflow_run_id", "=id"]
     readonly_fields = [
         "survey",
         "channel",
+        "kind",
+        "parent",
+        "mailing_list",
         "workflow_run_id",
         "workflow_id",
         "created_by",
         "created_at",
         "message",
+        "follow_up_config",
     ]
     inlines = [RecipientInline]
     list_select_related = ["survey", "created_by"]
@@ -84,11 +99,39 @@ class RecipientMessageInline(admin.StackedInline):
         return False
 
 
+class FollowUpInline(admin.TabularInline):
+    """An invitation line's reminder and thank-you, each with its own status."""
+
+    model = Recipient
+    fk_name = "parent"
+    verbose_name = "follow-up message"
+    verbose_name_plural = "follow-up messages (reminder, thank-you)"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["kind", "status", "error", "subject", "sent_at", "delivered_at", "opened_at"]
+    readonly_fields = fields
+    max_num = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Recipient)
 class RecipientAdmin(ReadOnlyAdmin):
-    inlines = [RecipientMessageInline]
-    list_display = ["id", "distribution_id", "email", "status", "error", "sent_at", "created_at"]
-    list_filter = ["status", "channel"]
+    inlines = [RecipientMessageInline, FollowUpInline]
+    list_display = [
+        "id",
+        "distribution_id",
+        "kind",
+        "channel",
+        "to_address",
+        "status",
+        "error",
+        "sent_at",
+        "created_at",
+    ]
+    list_filter = ["status", "channel", "kind"]
     search_fields = ["email", "to_address", "record_id", "provider_message_id", "=id"]
     readonly_fields = [
         "distribution",
@@ -114,6 +157,9 @@ class RecipientAdmin(ReadOnlyAdmin):
         "outcome_unknown",
         "attempts",
         "response_id",
+        "kind",
+        "parent",
+        "reminder_due_at",
         *RECIPIENT_TIMES,
     ]
     list_select_related = ["distribution"]
@@ -177,3 +223,38 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         "provider_message_id",
         "created_at",
     ]
+
+
+@admin.register(FrequencyRule)
+class FrequencyRuleAdmin(admin.ModelAdmin):
+    """Contact frequency rules; a send they stop is Skipped with the rule's name."""
+
+    list_display = ["name", "scope", "target", "max_sends", "period_days", "enabled"]
+    list_filter = ["scope", "enabled"]
+    search_fields = ["name"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "enabled", "max_sends", "period_days"]}),
+        (
+            "Applies to",
+            {
+                "fields": ["scope", "directory", "mailing_list", "survey"],
+                "description": (
+                    "Choose the scope, then set only its target: a directory rule counts "
+                    "every invitation to a contact of the directory; a mailing-list rule "
+                    "invitations sent to that list; a survey rule invitations of that "
+                    "survey. Reminders and thank-yous are never limited."
+                ),
+            },
+        ),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+    list_select_related = ["directory", "mailing_list", "survey"]
+
+    @admin.display(description="Target")
+    def target(self, obj: FrequencyRule) -> str:
+        return str(obj.target) if obj.target is not None else "—"
+
+
+# Two-way SMS surveys: conversations and texts (a module of their own).
+from distributions import sms_admin  # noqa: E402, F401

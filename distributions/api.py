@@ -8,7 +8,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 
-from distributions.models import Channel, DistributionChannel, VerifiedSender
+from distributions.models import (
+    Channel,
+    DistributionChannel,
+    FrequencyRule,
+    FrequencyScope,
+    MessageKind,
+    VerifiedSender,
+)
 from distributions.selectors import (
     distributions_visible,
     outbox_messages,
@@ -17,6 +24,7 @@ from distributions.selectors import (
 )
 from distributions.serializers import (
     DistributionSerializer,
+    FrequencyRuleSerializer,
     OutboxMessageSerializer,
     RecipientSerializer,
     VerifiedSenderSerializer,
@@ -58,6 +66,11 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
                     {"channel": [f"must be one of {', '.join(DistributionChannel.values)}"]}
                 )
             queryset = queryset.filter(channel=channel)
+        kind = params.get("kind")
+        if kind:
+            if kind not in MessageKind.values:
+                raise ValidationError({"kind": [f"must be one of {', '.join(MessageKind.values)}"]})
+            queryset = queryset.filter(kind=kind)
         return queryset.order_by("-id")
 
     def _serialize(self, distributions, *, many: bool):
@@ -73,6 +86,7 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
             OpenApiParameter("workflow", int),
             OpenApiParameter("workflow_run", int),
             OpenApiParameter("channel", str, enum=DistributionChannel.values),
+            OpenApiParameter("kind", str, enum=MessageKind.values),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -90,7 +104,11 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
     def recipients(self, request, pk=None):
         """One row per contact of the distribution, in the order they were added."""
         distribution = get_object_or_404(self.get_queryset(), pk=pk)
-        queryset = distribution.recipients.select_related("link").order_by("id")
+        queryset = (
+            distribution.recipients.select_related("link")
+            .prefetch_related("follow_ups")
+            .order_by("id")
+        )
         if request.query_params.get("status"):
             try:
                 codes = parse_status(request.query_params["status"])
@@ -130,3 +148,26 @@ class VerifiedSenderViewSet(viewsets.ModelViewSet):
     serializer_class = VerifiedSenderSerializer
     permission_classes = [IsAdminUser]
     queryset = VerifiedSender.objects.order_by("address")
+
+
+class FrequencyRuleViewSet(viewsets.ModelViewSet):
+    """Contact frequency rules (staff only): at most `max_sends` invitations to a contact
+    per `period_days`, per directory, mailing list or survey (`scope` + `target` id)."""
+
+    serializer_class = FrequencyRuleSerializer
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(parameters=[OpenApiParameter("scope", str, enum=FrequencyScope.values)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = FrequencyRule.objects.select_related("directory", "mailing_list", "survey")
+        scope = self.request.query_params.get("scope")
+        if scope:
+            if scope not in FrequencyScope.values:
+                raise ValidationError(
+                    {"scope": [f"must be one of {', '.join(FrequencyScope.values)}"]}
+                )
+            queryset = queryset.filter(scope=scope)
+        return queryset.order_by("id")

@@ -19,8 +19,23 @@ class DistributionChannel(models.TextChoices):
     SMS_SURVEY = "sms_survey", "SMS survey"
 
 
+class MessageKind(models.TextChoices):
+    """What a distribution (and each of its lines) sends: the invitation, or a follow-up
+    of one (the experience-management convention: Invite, Reminder, ThankYou)."""
+
+    INVITATION = "invitation", "Invitation"
+    REMINDER = "reminder", "Reminder"
+    THANK_YOU = "thank_you", "Thank-you"
+
+
 class Distribution(models.Model):
-    """One send of a survey: a workflow task run creates one, with one line per contact."""
+    """One send of a survey: a workflow task run creates one, with one line per contact.
+
+    Reminders and thank-yous are distributions of their own (kind, parent), one per
+    invitation distribution and kind, each with one line per contact reminded or
+    thanked: the history CSV then shows each message as its own row with its own
+    delivery status, and its fixed columns stay as CONTRACT.md §6 has them.
+    """
 
     survey = models.ForeignKey(
         "surveys.Survey", on_delete=models.PROTECT, related_name="distributions"
@@ -41,10 +56,35 @@ class Distribution(models.Model):
     # The message as configured (templates, sender), for the record; each line keeps
     # its own rendered copy.
     message = models.JSONField(default=dict, blank=True)
+    kind = models.CharField(
+        max_length=12, choices=MessageKind.choices, default=MessageKind.INVITATION
+    )
+    # The invitation distribution a reminder or thank-you distribution follows up.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="follow_ups"
+    )
+    # The mailing list the task sent to: mailing-list frequency rules count by it.
+    mailing_list = models.ForeignKey(
+        "contacts.MailingList",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="distributions",
+    )
+    # The reminder and thank-you configured on the task ({"reminder": {...},
+    # "thank_you": {...}}), read when one of them becomes due.
+    follow_up_config = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["survey", "-id"], name="distribution_survey_recent")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "kind"],
+                condition=Q(parent__isnull=False),
+                name="distribution_one_follow_up_per_kind",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Distribution {self.pk} ({self.channel})"
@@ -180,9 +220,30 @@ class Recipient(models.Model):
     response_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Invitation, reminder or thank-you (the distribution's kind, copied so frequency
+    # rules count a contact's invitations without a join).
+    kind = models.CharField(
+        max_length=12, choices=MessageKind.choices, default=MessageKind.INVITATION
+    )
+    # A reminder's or thank-you's invitation line.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="follow_ups"
+    )
+    # When the reminder configured on the distribution is next considered for this
+    # invitation line; None when there is none (left to consider). State in the
+    # database, so a restart loses no reminder.
+    reminder_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["distribution", "id"]
+        constraints = [
+            # A line is reminded once and thanked once, whatever runs twice.
+            models.UniqueConstraint(
+                fields=["parent", "kind"],
+                condition=Q(parent__isnull=False),
+                name="recipient_one_follow_up_per_kind",
+            )
+        ]
         indexes = [
             models.Index(fields=["distribution", "id"], name="recipient_distribution_rows"),
             models.Index(fields=["survey", "id"], name="recipient_survey_rows"),
@@ -193,6 +254,13 @@ class Recipient(models.Model):
                 condition=Q(status__in=UNSENT),
             ),
             models.Index(Lower("email"), name="recipient_email_lower"),
+            models.Index(
+                fields=["reminder_due_at"],
+                name="recipient_reminder_due",
+                condition=Q(reminder_due_at__isnull=False),
+            ),
+            # Frequency rules count a contact's recent invitations.
+            models.Index(fields=["contact", "sent_at"], name="recipient_contact_sent"),
         ]
 
     def __str__(self) -> str:
@@ -322,3 +390,218 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.to}: {self.subject or self.body[:40]}"
+
+
+class FrequencyScope(models.TextChoices):
+    DIRECTORY = "directory", "Directory"
+    MAILING_LIST = "mailing_list", "Mailing list"
+    SURVEY = "survey", "Survey"
+
+
+class FrequencyRule(models.Model):
+    """At most `max_sends` survey invitations to one contact per `period_days`.
+
+    The scope says which sends the rule applies to and which earlier sends it counts:
+    a directory rule every invitation to a contact of that directory; a mailing-list
+    rule invitations sent to that mailing list; a survey rule invitations of that
+    survey. Evaluated when a line is sent (distributions.frequency); reminders and
+    thank-yous are exempt.
+    """
+
+    name = models.CharField(
+        max_length=200, help_text='Shown in skip reasons: "At most 1 survey per 30 days".'
+    )
+    scope = models.CharField(max_length=12, choices=FrequencyScope.choices)
+    # Exactly the one matching the scope is set (a constraint holds it): real foreign
+    # keys, so a rule cannot point at nothing and goes when its target goes.
+    directory = models.ForeignKey(
+        "contacts.Directory",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="frequency_rules",
+    )
+    mailing_list = models.ForeignKey(
+        "contacts.MailingList",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="frequency_rules",
+    )
+    survey = models.ForeignKey(
+        "surveys.Survey",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="frequency_rules",
+    )
+    max_sends = models.PositiveIntegerField(
+        help_text="How many invitations a contact may receive within the period (at least 1)."
+    )
+    period_days = models.PositiveIntegerField(
+        help_text=(
+            "The period: the last period_days x 24 hours before the send. A send exactly "
+            "that long ago is outside it."
+        )
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        scope="directory",
+                        directory__isnull=False,
+                        mailing_list__isnull=True,
+                        survey__isnull=True,
+                    )
+                    | Q(
+                        scope="mailing_list",
+                        directory__isnull=True,
+                        mailing_list__isnull=False,
+                        survey__isnull=True,
+                    )
+                    | Q(
+                        scope="survey",
+                        directory__isnull=True,
+                        mailing_list__isnull=True,
+                        survey__isnull=False,
+                    )
+                ),
+                name="frequency_rule_target_matches_scope",
+                violation_error_message="set exactly the target of the rule's scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_sends__gte=1, period_days__gte=1),
+                name="frequency_rule_positive",
+                violation_error_message="max_sends and period_days must be at least 1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def target(self):
+        return {
+            FrequencyScope.DIRECTORY: self.directory,
+            FrequencyScope.MAILING_LIST: self.mailing_list,
+            FrequencyScope.SURVEY: self.survey,
+        }.get(self.scope)
+
+    @property
+    def target_id(self) -> int | None:
+        return {
+            FrequencyScope.DIRECTORY: self.directory_id,
+            FrequencyScope.MAILING_LIST: self.mailing_list_id,
+            FrequencyScope.SURVEY: self.survey_id,
+        }.get(self.scope)
+
+    def describe_scope(self) -> str:
+        """'directory Demo directory', 'mailing list Customers', 'survey NPS'."""
+        target = self.target
+        label = self.get_scope_display().lower()
+        return f"{label} {target}" if target is not None else label
+
+
+# --- Two-way SMS surveys (channel sms_survey) ---------------------------------------------
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    FINISHED = "finished", "Finished"
+    TIMED_OUT = "timed_out", "Timed out"
+    STOPPED = "stopped", "Stopped (opted out)"
+    # The survey was closed, the link expired, or the response was finished on the web.
+    CLOSED = "closed", "Closed"
+    # The opening text could not be sent: there never was a conversation.
+    FAILED = "failed", "Failed"
+
+
+class Conversation(models.Model):
+    """A two-way SMS survey with one phone number: the next question and how it ended.
+
+    At most one conversation per number is open (a partial unique constraint), so two
+    surveys are never mixed in one thread of messages: a reply always answers the one
+    question the number was last asked.
+    """
+
+    recipient = models.OneToOneField(
+        Recipient, on_delete=models.CASCADE, related_name="conversation"
+    )
+    phone = models.CharField(max_length=20, db_index=True, help_text="E.164")
+    status = models.CharField(
+        max_length=12, choices=ConversationStatus.choices, default=ConversationStatus.OPEN
+    )
+    # 0-based index into the survey's questions in their order: the question asked last
+    # (and answered by the next reply).
+    question_index = models.PositiveIntegerField(default=0)
+    invalid_replies = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last message either way; the conversation times out this long after it
+    # (XMFLOWS_SMS_CONVERSATION_TIMEOUT_HOURS).
+    last_activity_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=Q(status="open"),
+                name="sms_conversation_one_open_per_phone",
+                violation_error_message="a two-way SMS survey is already open with this number",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["last_activity_at"],
+                name="sms_conversation_open_activity",
+                condition=Q(status="open"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk} with {self.phone} ({self.get_status_display()})"
+
+
+class SmsDirection(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class SmsMessage(models.Model):
+    """One text of a two-way conversation, and every inbound text (STOP, HELP, replies
+    from unknown numbers): what was said, and what xmflows did with it."""
+
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=SmsDirection.choices)
+    # The respondent's number (From of an inbound text, To of an outbound one).
+    phone = models.CharField(max_length=40, db_index=True)
+    body = models.TextField(blank=True)
+    provider_message_id = models.CharField(max_length=64, blank=True)
+    # "answer to question 2 recorded", "not an answer: …", "opted out", "ignored: …".
+    outcome = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Twilio may deliver one inbound webhook twice: it is handled once.
+            models.UniqueConstraint(
+                fields=["direction", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="sms_message_once_per_provider_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        arrow = "from" if self.direction == SmsDirection.INBOUND else "to"
+        return f"SMS {arrow} {self.phone}: {self.body[:40]}"

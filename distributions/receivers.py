@@ -8,7 +8,7 @@ import logging
 from anymail.signals import AnymailTrackingEvent
 from django.db import DatabaseError
 
-from distributions import services
+from distributions import campaign, services
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def on_survey_started(sender, link, **kwargs) -> None:
 
 def on_survey_finished(sender, link, **kwargs) -> None:
     services.recipient_survey_progress(link=link, stage="finished", response_id=_response_id(link))
+    # After the line shows Survey Finished: the thank-you job checks it.
+    campaign.thank_you_queue(link_id=link.pk)
 
 
 def on_survey_opted_out(sender, link, **kwargs) -> None:

@@ -9,12 +9,19 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, Func, QuerySet
+from django.db.models import Case, Count, F, Func, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from distributions.csv_export import COLUMNS
-from distributions.models import Distribution, OutboxMessage, Recipient, RecipientStatus
+from distributions.models import (
+    Distribution,
+    MessageKind,
+    OutboxMessage,
+    Recipient,
+    RecipientStatus,
+)
 from surveys.selectors import survey_list_visible
 
 CSV_CHUNK_ROWS = 2000
@@ -138,6 +145,35 @@ _ROW_FIELDS: tuple[Any, ...] = (
     F("record_id"),
 )
 assert len(_ROW_FIELDS) == len(COLUMNS)
+ERROR_COLUMN = COLUMNS.index("Error")
+# Lines that reached the person: when their link expired before they finished, the
+# Error column says so (the contract's statuses are fixed, so the Status stays the
+# one reached: Delivered, Opened, Survey Started …).
+LINK_EXPIRY_SHOWN_FOR = (
+    RecipientStatus.SENT,
+    RecipientStatus.SOFT_BOUNCE,
+    RecipientStatus.DELIVERED,
+    RecipientStatus.OPENED,
+    RecipientStatus.STARTED,
+)
+
+
+def error_with_link_expiry(now: datetime):
+    """The Error column: the line's error, plus "link expired on <time>" when its
+    personal link expired unfinished. Computed by the database in the export query
+    (the expiry is a fact of the moment of the export, not a stored state)."""
+    expired = Q(
+        link__expires_at__lte=now,
+        finished_at__isnull=True,
+        status__in=LINK_EXPIRY_SHOWN_FOR,
+    )
+    note = Concat(Value("link expired on "), UTCStamp("link__expires_at"), output_field=TextField())
+    return Case(
+        When(expired & Q(error=""), then=note),
+        When(expired, then=Concat(F("error"), Value("; "), note, output_field=TextField())),
+        default=F("error"),
+        output_field=TextField(),
+    )
 
 
 def history_rows(
@@ -147,11 +183,13 @@ def history_rows(
     statuses: list[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    kinds: list[str] | None = None,
 ) -> Iterator[tuple]:
     """History rows in COLUMNS order, streamed from the database in chunks.
 
     Filtered on one distribution or one survey (each an index range scan, ordered
-    by line id) and optionally by status and by when the line was created.
+    by line id) and optionally by status, by when the line was created and by
+    message kind (invitation, reminder, thank_you: each its own row).
     """
     queryset = Recipient.objects.all()
     if distribution_id is not None:
@@ -167,9 +205,29 @@ def history_rows(
         queryset = queryset.filter(created_at__gte=since)
     if until is not None:
         queryset = queryset.filter(created_at__lte=until)
-    names = [f"c{index}" for index in range(len(_ROW_FIELDS))]
-    queryset = queryset.annotate(**dict(zip(names, _ROW_FIELDS, strict=True)))
+    if kinds:
+        queryset = queryset.filter(kind__in=kinds)
+    fields = list(_ROW_FIELDS)
+    fields[ERROR_COLUMN] = error_with_link_expiry(timezone.now())
+    names = [f"c{index}" for index in range(len(fields))]
+    queryset = queryset.annotate(**dict(zip(names, fields, strict=True)))
     return queryset.values_list(*names).iterator(chunk_size=CSV_CHUNK_ROWS)
+
+
+def parse_kinds(value: str) -> list[str]:
+    """Message kinds from "reminder" or "invitation,thank_you"; ValueError names the
+    unknown one."""
+    kinds: list[str] = []
+    for part in (value or "").split(","):
+        text = part.strip().lower().replace("-", "_")
+        if not text:
+            continue
+        if text not in MessageKind.values:
+            raise ValueError(
+                f"unknown kind {part.strip()!r}; one of: {', '.join(MessageKind.values)}"
+            )
+        kinds.append(text)
+    return kinds
 
 
 def survey_link_prefix() -> str:

@@ -3,7 +3,16 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from distributions.models import Distribution, OutboxMessage, Recipient, VerifiedSender
+from contacts.models import Directory, MailingList
+from distributions.models import (
+    Distribution,
+    FrequencyRule,
+    FrequencyScope,
+    OutboxMessage,
+    Recipient,
+    VerifiedSender,
+)
+from surveys.models import Survey
 
 
 class DistributionSerializer(serializers.ModelSerializer):
@@ -25,6 +34,9 @@ class DistributionSerializer(serializers.ModelSerializer):
             "created_by",
             "counts",
             "recipients_url",
+            "kind",
+            "parent",
+            "mailing_list",
         ]
         read_only_fields = fields
 
@@ -36,6 +48,31 @@ class DistributionSerializer(serializers.ModelSerializer):
         return f"{settings.PUBLIC_BASE_URL}/api/v1/distributions/{obj.pk}/recipients/"
 
 
+class FollowUpSerializer(serializers.ModelSerializer):
+    """A reminder or thank-you message of an invitation line."""
+
+    distribution = serializers.IntegerField(source="distribution_id", read_only=True)
+    status = serializers.CharField(source="get_status_display", read_only=True)
+    status_code = serializers.CharField(source="status", read_only=True)
+
+    class Meta:
+        model = Recipient
+        fields = [
+            "id",
+            "kind",
+            "distribution",
+            "status",
+            "status_code",
+            "error",
+            "subject",
+            "sent_at",
+            "delivered_at",
+            "opened_at",
+            "provider_message_id",
+        ]
+        read_only_fields = fields
+
+
 class RecipientSerializer(serializers.ModelSerializer):
     contact = serializers.IntegerField(source="contact_id", read_only=True)
     distribution = serializers.IntegerField(source="distribution_id", read_only=True)
@@ -44,6 +81,9 @@ class RecipientSerializer(serializers.ModelSerializer):
     survey_link = serializers.SerializerMethodField()
     response = serializers.IntegerField(source="response_id", read_only=True)
     workflow_run = serializers.IntegerField(source="workflow_run_id", read_only=True)
+    parent = serializers.IntegerField(source="parent_id", read_only=True)
+    link_expires_at = serializers.SerializerMethodField()
+    follow_ups = serializers.SerializerMethodField()
 
     class Meta:
         model = Recipient
@@ -77,12 +117,27 @@ class RecipientSerializer(serializers.ModelSerializer):
             "workflow_run",
             "record_id",
             "provider_message_id",
+            "kind",
+            "parent",
+            "link_expires_at",
+            "follow_ups",
         ]
         read_only_fields = fields
 
     def get_survey_link(self, obj: Recipient) -> str:
         token = getattr(obj.link, "token", None) if obj.link_id else None
         return f"{settings.PUBLIC_BASE_URL}/s/{token}/" if token else ""
+
+    def get_link_expires_at(self, obj: Recipient) -> str | None:
+        expires_at = obj.link.expires_at if obj.link_id and obj.link is not None else None
+        return serializers.DateTimeField().to_representation(expires_at) if expires_at else None
+
+    def get_follow_ups(self, obj: Recipient) -> list[dict]:
+        """An invitation line's reminder and thank-you, each its own message with its
+        own status (empty for a follow-up line itself)."""
+        # Sorted here, not in the query: the view prefetches them for a whole page.
+        follow_ups = sorted(obj.follow_ups.all(), key=lambda line: line.pk)
+        return FollowUpSerializer(follow_ups, many=True).data
 
 
 class OutboxMessageSerializer(serializers.ModelSerializer):
@@ -120,3 +175,79 @@ class VerifiedSenderSerializer(serializers.ModelSerializer):
         if queryset.exists():
             raise serializers.ValidationError(f"{canonical} is already a sender")
         return canonical
+
+
+# The foreign key (and model) of each scope: the scope's value is the field's name.
+SCOPE_MODELS = {
+    FrequencyScope.DIRECTORY: Directory,
+    FrequencyScope.MAILING_LIST: MailingList,
+    FrequencyScope.SURVEY: Survey,
+}
+
+
+class FrequencyRuleSerializer(serializers.ModelSerializer):
+    """A contact frequency rule. `target` is the id of the directory, mailing list or
+    survey named by `scope`."""
+
+    # Written as a number; read back from whichever foreign key the scope uses.
+    target = serializers.IntegerField(min_value=1, write_only=True)
+    target_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FrequencyRule
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "target",
+            "target_name",
+            "max_sends",
+            "period_days",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "target_name", "created_at", "updated_at"]
+        extra_kwargs = {
+            "max_sends": {"min_value": 1, "max_value": 1000},
+            "period_days": {"min_value": 1, "max_value": 3650},
+        }
+
+    def get_target_name(self, obj: FrequencyRule) -> str:
+        target = obj.target
+        return str(target) if target is not None else ""
+
+    def to_representation(self, instance: FrequencyRule) -> dict:
+        data = super().to_representation(instance)
+        ordered = {}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "scope":
+                ordered["target"] = instance.target_id
+        return ordered
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("a rule needs a name: it is shown in skip reasons")
+        return value.strip()
+
+    def validate(self, attrs: dict) -> dict:
+        scope = attrs.get("scope", getattr(self.instance, "scope", None))
+        target_id = attrs.get("target", getattr(self.instance, "target_id", None))
+        changes_scope = (
+            self.instance is not None and "scope" in attrs and attrs["scope"] != self.instance.scope
+        )
+        if changes_scope and "target" not in attrs:
+            raise serializers.ValidationError({"target": ["give the target of the new scope"]})
+        model = SCOPE_MODELS.get(scope)
+        if model is None or target_id is None:
+            return attrs
+        target = model.objects.filter(pk=target_id).first()
+        if target is None:
+            label = FrequencyScope(scope).label.lower()
+            raise serializers.ValidationError({"target": [f"{label} {target_id} does not exist"]})
+        attrs.pop("target", None)
+        # The scope's foreign key set, the others cleared (the model's constraint).
+        for name in SCOPE_MODELS:
+            attrs[name] = target if name == scope else None
+        return attrs

@@ -24,6 +24,7 @@ from contacts.models import Contact
 from contacts.services import contact_set_opt_out
 from distributions.channels import SendError
 from distributions.channels import email as email_channel
+from distributions.channels import sms as sms_channel
 from distributions.models import (
     COUNTS_AS_SENT,
     STATUS_RANK,
@@ -32,12 +33,14 @@ from distributions.models import (
     Distribution,
     DistributionChannel,
     EmailSuppression,
+    MessageKind,
     Recipient,
     RecipientMessage,
     RecipientStatus,
     SuppressionReason,
     VerifiedSender,
 )
+from distributions.send_checks import send_time_skip_reason
 from surveys.models import SurveyStatus
 
 logger = logging.getLogger(__name__)
@@ -151,6 +154,10 @@ def distribution_create(
     workflow_id: int | None = None,
     created_by_id: int | None = None,
     message: dict[str, Any] | None = None,
+    kind: str = MessageKind.INVITATION,
+    parent: Distribution | None = None,
+    mailing_list_id: int | None = None,
+    follow_up_config: dict[str, Any] | None = None,
 ) -> Distribution:
     return Distribution.objects.create(
         survey=survey,
@@ -159,6 +166,10 @@ def distribution_create(
         workflow_id=workflow_id,
         created_by_id=created_by_id,
         message=message or {},
+        kind=kind,
+        parent=parent,
+        mailing_list_id=mailing_list_id,
+        follow_up_config=follow_up_config or {},
     )
 
 
@@ -187,9 +198,14 @@ def recipient_create(
     snapshot: dict[str, Any] | None = None,
     record_id: str = "",
     send_at: datetime | None = None,
+    kind: str = MessageKind.INVITATION,
+    parent: Recipient | None = None,
+    reminder_due_at: datetime | None = None,
 ) -> Recipient:
     """Create one line. A Pending line is queued for sending when the transaction
-    commits; a line with `send_at` in the future is Scheduled and left to the sweeper."""
+    commits; a line with `send_at` in the future is Scheduled and left to the sweeper.
+    `kind` and `parent` make it a reminder or thank-you of an invitation line;
+    `reminder_due_at` is when an invitation's reminder is first considered."""
     now = timezone.now()
     if status == RecipientStatus.PENDING and send_at is not None and send_at > now:
         status = RecipientStatus.SCHEDULED
@@ -217,6 +233,9 @@ def recipient_create(
         message_hash=message_hash,
         scheduled_for=send_at if status == RecipientStatus.SCHEDULED else None,
         enqueued_at=now if status == RecipientStatus.PENDING else None,
+        kind=kind,
+        parent=parent,
+        reminder_due_at=reminder_due_at if status in UNSENT else None,
     )
     RecipientMessage.objects.create(
         recipient=line,
@@ -276,8 +295,6 @@ def recipient_send(*, recipient_id: int) -> str:
             return "missing"
         if line.status not in UNSENT:
             return f"already {line.status}"
-        if line.channel != DistributionChannel.EMAIL:
-            return "not an email line"
         if line.provider_message_id:
             return "already sent"
         if line.sending_started_at is not None:
@@ -294,20 +311,34 @@ def recipient_send(*, recipient_id: int) -> str:
             line.enqueued_at = None
             line.save(update_fields=["enqueued_at", "updated_at"])
             return "not due"
-        if not _survey_is_active(line):
+        # A thank-you is for a response already given: closing the survey since
+        # does not make it wrong to say thank you.
+        if not _survey_is_active(line) and line.kind != MessageKind.THANK_YOU:
             _settle(line, RecipientStatus.SKIPPED, "survey is not active")
             return "skipped"
-        refusal = email_refusal(contact=line.contact, address=line.to_address)
+        refusal = _send_time_refusal(line)
         if refusal is not None:
             _settle(line, refusal.status, refusal.reason)
             return refusal.status
+        # Frequency rules (invitations) and whether a reminder is still needed, decided
+        # under the contact's lock and recorded before this transaction commits.
+        skip_reason = send_time_skip_reason(line, now=now)
+        if skip_reason is not None:
+            _settle(line, RecipientStatus.SKIPPED, skip_reason)
+            return "skipped"
+        if _is_sms(line):
+            from distributions.sms_services import sms_hold
+
+            held = sms_hold(line, now)
+            if held is not None:
+                return held
         line.sending_started_at = now
         line.attempts += 1
         line.next_attempt_at = None
         line.save(update_fields=["sending_started_at", "attempts", "next_attempt_at", "updated_at"])
     # Committed: from here on a crash leaves the line visibly "sending".
     try:
-        result = email_channel.send(line)
+        result = _channel(line).send(line)
     except SendError as error:
         return _record_failure(line, error)
     with transaction.atomic():
@@ -319,7 +350,37 @@ def recipient_send(*, recipient_id: int) -> str:
             next_attempt_at=None,
             updated_at=timezone.now(),
         )
+    if _is_sms(line):
+        from distributions.sms_conversations import conversation_start_questions
+        from distributions.sms_services import opens_conversation
+
+        if opens_conversation(line):
+            # A two-way survey: the opening went out, now its first question.
+            conversation_start_questions(recipient_id=line.pk)
     return "sent"
+
+
+def _is_sms(line: Recipient) -> bool:
+    return line.channel in (DistributionChannel.SMS, DistributionChannel.SMS_SURVEY)
+
+
+def _channel(line: Recipient):
+    """The channel module of a line: the same send / can_look_up_sends / find_sent.
+
+    The SMS services (distributions.sms_services, sms_conversations) build on this
+    module, so they are imported where used, not at the top.
+    """
+    return sms_channel if _is_sms(line) else email_channel
+
+
+def _send_time_refusal(line: Recipient):
+    """Opt-out and suppression, checked again right before sending (no duplicate rule:
+    the line itself would count as its own duplicate)."""
+    if _is_sms(line):
+        from distributions.sms_services import line_refusal
+
+        return line_refusal(line)
+    return email_refusal(contact=line.contact, address=line.to_address)
 
 
 def _settle(line: Recipient, status: str, error: str) -> None:
@@ -332,8 +393,8 @@ def _settle(line: Recipient, status: str, error: str) -> None:
 def _settle_interrupted(line: Recipient, now: datetime) -> str | None:
     """A worker stopped during this line's provider call. Returns what was decided,
     or None when the send provably did not happen (safe to send now)."""
-    if email_channel.can_look_up_sends():
-        provider_id = email_channel.find_sent(line)
+    if _channel(line).can_look_up_sends():
+        provider_id = _channel(line).find_sent(line)
         if provider_id is None:
             # The outbox writes to this database: no row means no send.
             line.sending_started_at = None
@@ -397,6 +458,10 @@ def _record_failure(line: Recipient, error: SendError) -> str:
                 "updated_at",
             ]
         )
+    if _is_sms(line):
+        from distributions.sms_services import sms_after_failure
+
+        sms_after_failure(line, error, outcome)
     return outcome
 
 
@@ -416,10 +481,7 @@ def recipients_sweep(*, now: datetime | None = None, limit: int = 5000) -> int:
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
     ids = list(
-        Recipient.objects.filter(due | stuck)
-        .filter(channel=DistributionChannel.EMAIL)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
+        Recipient.objects.filter(due | stuck).order_by("id").values_list("id", flat=True)[:limit]
     )
     if not ids:
         return 0

@@ -21,6 +21,7 @@ from distributions.csv_export import csv_chunks
 from distributions.models import Distribution, OutboxMessage, RecipientStatus
 from distributions.selectors import (
     history_rows,
+    parse_kinds,
     parse_moment,
     parse_status,
     status_counts,
@@ -71,6 +72,8 @@ def _csv_filters(request: HttpRequest) -> dict | HttpResponse:
             filters["since"] = parse_moment(params["since"], upper=False)
         if params.get("until"):
             filters["until"] = parse_moment(params["until"], upper=True)
+        if params.get("kind"):
+            filters["kinds"] = parse_kinds(params["kind"])
     except ValueError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     return filters

@@ -1,4 +1,7 @@
-"""Task "XM Directory: Distribute survey": save the event's contact, then invite it by email.
+"""Task "XM Directory: Distribute survey": save the event's contact, then email or text it.
+
+Channels: `email`, `sms` (the invitation as a text) and `sms_survey` (the questions
+asked one by one by text, distributions.sms_conversations).
 
 The task decides and records; it never talks to a provider. It creates the
 distribution, the personal link and the recipient line with the message rendered
@@ -21,24 +24,37 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
 from contacts.selectors import contact_match
 from core.piped_text import RenderContext, render
+from distributions.campaign import reminder_first_due
 from distributions.channels.email import html_to_text
+from distributions.frequency import frequency_skip_reason
 from distributions.models import DistributionChannel, RecipientStatus
 from distributions.services import (
     EmailContent,
+    Refusal,
     distribution_create,
     email_refusal,
     message_fingerprint,
     recipient_create,
     sender_is_verified,
 )
+from distributions.sms_services import quiet_hours_deferral, render_sms_text, sms_refusal
+from distributions.sms_text import segments
 from surveys.models import Survey, SurveyStatus
 from surveys.services import opt_out_url, survey_can_distribute, survey_link_create, survey_link_url
+from xmflows.campaign_config import (
+    ReminderSerializer,
+    ThankYouSerializer,
+    follow_up_config,
+    planned_send_time,
+    validate_follow_ups,
+)
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
     EmbeddedDataMappingField,
@@ -49,7 +65,15 @@ from xmflows.contact_mapping import (
 )
 from xmflows.task_types import TaskContext, TaskError, TaskOutcome, TaskType, register
 
-AVAILABLE_CHANNELS = (DistributionChannel.EMAIL,)
+AVAILABLE_CHANNELS = (
+    DistributionChannel.EMAIL,
+    DistributionChannel.SMS,
+    DistributionChannel.SMS_SURVEY,
+)
+# Texts: `message.text` (the invitation, or a two-way survey's opening) and the phone.
+SMS_CHANNELS = (DistributionChannel.SMS, DistributionChannel.SMS_SURVEY)
+# Twilio refuses longer bodies.
+SMS_TEXT_MAX = 1600
 SUBJECT_MAX = 998
 BODY_MAX = 200_000
 MAX_DELAY_MINUTES = 60 * 24 * 30
@@ -86,6 +110,36 @@ class EmailMessageSerializer(serializers.Serializer):
         return value
 
 
+class SmsMessageSerializer(serializers.Serializer):
+    """`message` of the sms and sms_survey channels: one text with piped text."""
+
+    text = _template(max_length=SMS_TEXT_MAX, required=True)
+
+    def validate_text(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("the SMS text must not be empty")
+        return value
+
+
+class ChannelMessageField(serializers.Field):
+    """`message`, validated by the task's channel: an email (from, subject, body) or a
+    text (`text`). Errors keep their per-field shape ({"message": {"subject": [...]}})."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        initial = getattr(self.parent, "initial_data", None) or {}
+        channel = initial.get("channel") if isinstance(initial, dict) else None
+        serializer_class = (
+            SmsMessageSerializer if channel in SMS_CHANNELS else EmailMessageSerializer
+        )
+        serializer = serializer_class(data=data)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        return dict(serializer.data)
+
+    def to_representation(self, value: Any) -> dict[str, Any]:
+        return dict(value or {})
+
+
 class DistributeSurveyConfigSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(
         choices=DistributionChannel.choices, default=DistributionChannel.EMAIL
@@ -94,13 +148,18 @@ class DistributeSurveyConfigSerializer(serializers.Serializer):
     mailing_list = serializers.IntegerField(min_value=1)
     contact = ContactMappingSerializer()
     embedded_data = EmbeddedDataMappingField()
-    message = EmailMessageSerializer()
+    message = ChannelMessageField()
     send_delay_minutes = serializers.IntegerField(
         min_value=0, max_value=MAX_DELAY_MINUTES, default=0
     )
     link_expiry_days = serializers.IntegerField(
         min_value=1, max_value=3650, required=False, allow_null=True, default=None
     )
+    # Campaign controls (xmflows.campaign_config): send at the start of the next
+    # working period, a reminder after N days, a thank-you after finishing.
+    send_at_next_working_hour = serializers.BooleanField(default=False)
+    reminder = ReminderSerializer(required=False, allow_null=True, default=None)
+    thank_you = ThankYouSerializer(required=False, allow_null=True, default=None)
 
     def validate_channel(self, value: str) -> str:
         if value not in AVAILABLE_CHANNELS:
@@ -123,11 +182,12 @@ class DistributeSurveyConfigSerializer(serializers.Serializer):
         # required; an email invitation needs the email in any case.
         missing = {
             name: ["this field is required: map it to an event field"]
-            for name in ("first_name", "last_name", "email")
+            for name in ("first_name", "last_name", _address_field(attrs.get("channel")))
             if not (contact.get(name) or "").strip()
         }
         if missing:
             raise serializers.ValidationError({"contact": missing})
+        validate_follow_ups(attrs)
         return attrs
 
 
@@ -145,6 +205,12 @@ def _contact_section(values: dict[str, Any]) -> dict[str, str]:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _address_field(channel: str | None) -> str:
+    """The contact field a channel sends to (PIPED_TEXT.md: email for email channels,
+    phone for SMS channels)."""
+    return "phone" if channel in SMS_CHANNELS else "email"
 
 
 @register
@@ -183,6 +249,8 @@ class DistributeSurvey(TaskType):
                 f"(id {survey.pk}): it belongs to {survey.owner.get_username()}, who has "
                 "not shared it with the distribute permission"
             )
+        if self.is_sms:
+            return  # texts go from TWILIO_FROM_NUMBER / the Messaging Service
         from_email = (self.message.get("from_email") or "").strip()
         if not sender_is_verified(address=from_email):
             raise TaskError(f"sender address {from_email} is not verified")
@@ -199,12 +267,14 @@ class DistributeSurvey(TaskType):
             mailing_list_id=self.config.get("mailing_list"),
             contact_map=self.config.get("contact") or {},
             embedded_data_map=self.config.get("embedded_data") or {},
-            require_email=True,
+            require_email=not self.is_sms,
+            require_phone=self.is_sms,
         )
         contact = saved.contact
+        address = contact.phone if self.is_sms else contact.email
         snapshot = self._snapshot(ctx, contact)
         base_context = self._render_context(ctx, snapshot)
-        fingerprint = self._fingerprint(contact.email, base_context)
+        fingerprint = self._fingerprint(address, base_context)
         distribution = distribution_create(
             survey=survey,
             channel=self.channel,
@@ -212,21 +282,39 @@ class DistributeSurvey(TaskType):
             workflow_id=ctx.workflow_id,
             created_by_id=ctx.owner_id,
             message=dict(self.message),
+            mailing_list_id=self.config.get("mailing_list"),
+            follow_up_config=follow_up_config(self.config),
         )
+        now = timezone.now()
+        send_at = planned_send_time(
+            now=now,
+            delay_minutes=int(self.config.get("send_delay_minutes") or 0),
+            next_working_hour=bool(self.config.get("send_at_next_working_hour")),
+            contact=contact,
+        )
+        # SMS quiet hours: a text due inside them waits for their end.
+        send_at, quiet_hours_note = self._quiet_hours(contact, send_at, now)
         common = {
             "distribution_id": distribution.pk,
             "contact_id": contact.pk,
             "contact_action": "created" if saved.created else "updated",
-            "to": contact.email,
+            "to": address,
         }
-        refusal = email_refusal(contact=contact, address=contact.email, message_hash=fingerprint)
+        refusal = self._refusal(contact, address, fingerprint)
+        if refusal is None and send_at is None:
+            # Frequency rules decide at send time; for a send due now that is the same
+            # moment, so the run's output names the rule at once. (A later send is
+            # judged when it goes: a rule's window moves on meanwhile.)
+            rule_reason = self._frequency_reason(contact, survey, now)
+            if rule_reason is not None:
+                refusal = Refusal(RecipientStatus.SKIPPED, rule_reason)
         if refusal is not None:
             line = recipient_create(
                 distribution=distribution,
                 contact=contact,
                 status=refusal.status,
                 error=refusal.reason,
-                to_address=contact.email,
+                to_address=address,
                 snapshot=snapshot,
                 record_id=ctx.record_id or "",
             )
@@ -246,24 +334,29 @@ class DistributeSurvey(TaskType):
 
         expires_at = None
         if self.config.get("link_expiry_days"):
-            expires_at = timezone.now() + timedelta(days=int(self.config["link_expiry_days"]))
+            # Counted from when the invitation is planned to go, so a send delay or
+            # "next working hour" does not eat into the respondent's days.
+            planned = send_at or now
+            expires_at = planned + timedelta(days=int(self.config["link_expiry_days"]))
         link = survey_link_create(
             survey=survey, contact_id=contact.pk, snapshot=snapshot, expires_at=expires_at
         )
         links = {"SurveyURL": survey_link_url(link), "OptOutURL": opt_out_url(link)}
-        content, render_warnings = self._render_email(replace(base_context, links=links))
-        delay = int(self.config.get("send_delay_minutes") or 0)
-        send_at = timezone.now() + timedelta(minutes=delay) if delay else None
+        content, render_warnings = self._render_content(replace(base_context, links=links))
         line = recipient_create(
             distribution=distribution,
             contact=contact,
             link=link,
             content=content,
-            to_address=contact.email,
+            error=quiet_hours_note,
+            to_address=address,
             message_hash=fingerprint,
             snapshot={**snapshot, "links": links},
             record_id=ctx.record_id or "",
             send_at=send_at,
+            reminder_due_at=reminder_first_due(
+                follow_up_config=distribution.follow_up_config, planned_at=send_at or now
+            ),
         )
         label = line.get_status_display()
         return TaskOutcome(
@@ -276,10 +369,78 @@ class DistributeSurvey(TaskType):
                 "reason": "",
                 "scheduled_for": line.scheduled_for.isoformat() if line.scheduled_for else None,
                 "subject": content.subject,
+                **self._sms_output(content, quiet_hours_note),
             },
             warnings=_unique([*saved.warnings, *render_warnings]),
             email=contact.email,
         )
+
+    def _frequency_reason(self, contact, survey: Survey, now, *, lock: bool = True) -> str | None:
+        return frequency_skip_reason(
+            contact_id=contact.pk,
+            directory_id=contact.directory_id,
+            mailing_list_id=self.config.get("mailing_list"),
+            survey_id=survey.pk,
+            now=now,
+            lock=lock,
+        )
+
+    # --- SMS channels (sms, sms_survey) --------------------------------------------------
+
+    @property
+    def is_sms(self) -> bool:
+        return self.channel in SMS_CHANNELS
+
+    def _refusal(self, contact, address: str, fingerprint: str) -> Refusal | None:
+        if not self.is_sms:
+            return email_refusal(contact=contact, address=address, message_hash=fingerprint)
+        return sms_refusal(
+            contact=contact,
+            phone=address,
+            channel=self.channel,
+            message_hash=fingerprint,
+            opens_conversation=self.channel == DistributionChannel.SMS_SURVEY,
+        )
+
+    def _quiet_hours(self, contact, send_at, now) -> tuple[Any, str]:
+        """(when to send, why it moved): texts planned inside the directory's quiet
+        hours go at their end; emails are not held."""
+        if not self.is_sms:
+            return send_at, ""
+        deferral = quiet_hours_deferral(contact=contact, planned=send_at or now)
+        if deferral is None:
+            return send_at, ""
+        return deferral
+
+    def _render_content(self, context: RenderContext) -> tuple[EmailContent, list[str]]:
+        """The frozen message of a line: an email, or a text (plain piped text, links as
+        URLs, with a warning when it runs over XMFLOWS_SMS_MAX_SEGMENTS)."""
+        if not self.is_sms:
+            return self._render_email(context)
+        sms = render_sms_text(self.message.get("text") or "", context)
+        sender = settings.TWILIO_MESSAGING_SERVICE_SID or settings.TWILIO_FROM_NUMBER
+        content = EmailContent(
+            from_name="",
+            from_address=sender or "",
+            reply_to="",
+            subject="",
+            body_html="",
+            body_text=sms.text,
+        )
+        return content, list(sms.warnings)
+
+    def _sms_output(self, content: EmailContent, quiet_hours_note: str) -> dict[str, Any]:
+        if not self.is_sms:
+            return {}
+        counted = segments(content.body_text)
+        output: dict[str, Any] = {
+            "text": content.body_text,
+            "segments": counted.count,
+            "encoding": counted.encoding,
+        }
+        if quiet_hours_note:
+            output["quiet_hours"] = quiet_hours_note
+        return output
 
     # --- Rendering ----------------------------------------------------------------------
 
@@ -315,6 +476,12 @@ class DistributeSurvey(TaskType):
 
     def _fingerprint(self, address: str, context: RenderContext) -> str:
         neutral = replace(context, links=NEUTRAL_LINKS)
+        if self.is_sms:
+            # "The same message" by text: the same text to the same number. A two-way
+            # survey's opening is another kind of message than an SMS invitation.
+            text = render(self.message.get("text") or "", neutral).text.strip()
+            kind = "sms_survey" if self.channel == DistributionChannel.SMS_SURVEY else ""
+            return message_fingerprint(address=address, subject=kind, body=text)
         subject = render(self.message.get("subject") or "", neutral).text
         body = render(self.message.get("body") or "", neutral, html=True).text
         return message_fingerprint(address=address, subject=subject, body=body)
@@ -351,7 +518,8 @@ class DistributeSurvey(TaskType):
                 ctx=ctx,
                 contact_map=self.config.get("contact") or {},
                 embedded_data_map=self.config.get("embedded_data") or {},
-                require_email=True,
+                require_email=not self.is_sms,
+                require_phone=self.is_sms,
                 directory=mailing_list.directory,
             )
         except TaskError as error:
@@ -366,9 +534,14 @@ class DistributeSurvey(TaskType):
             "event_facts": dict(ctx.event_facts()),
         }
         context = self._render_context(ctx, snapshot)
-        fingerprint = self._fingerprint(values["email"], context)
-        refusal = email_refusal(contact=existing, address=values["email"], message_hash=fingerprint)
-        content, render_warnings = self._render_email(replace(context, links=NEUTRAL_LINKS))
+        address = values["phone"] if self.is_sms else values["email"]
+        fingerprint = self._fingerprint(address, context)
+        refusal = self._refusal(existing, address, fingerprint)
+        if refusal is None and existing is not None:
+            rule_reason = self._frequency_reason(existing, survey, timezone.now(), lock=False)
+            if rule_reason is not None:
+                refusal = Refusal(RecipientStatus.SKIPPED, rule_reason)
+        content, render_warnings = self._render_content(replace(context, links=NEUTRAL_LINKS))
         return {
             **result,
             "action": (
@@ -378,9 +551,13 @@ class DistributeSurvey(TaskType):
                 else "would send"
             ),
             "contact_id": existing.pk if existing else None,
-            "to": values["email"],
+            # What the contact would be saved with (the dry run shows both).
+            "contact": values,
+            "embedded_data": embedded,
+            "to": address,
             "from": content.from_address,
             "subject": content.subject,
             "body_html": content.body_html,
+            **self._sms_output(content, ""),
             "warnings": _unique([*warnings, *render_warnings]),
         }

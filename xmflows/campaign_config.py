@@ -1,0 +1,127 @@
+"""Campaign options of the distribute task: send at the next working hour, reminder,
+thank-you — their config validation (HTTP 400 per field) and the send-time plan.
+
+Kept beside xmflows.contact_mapping rather than inside the task module so the task
+type stays about its run, and so other task types could offer the same options.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rest_framework import serializers
+
+from contacts.models import Contact, Directory
+from distributions.send_checks import REMINDER_WHEN
+from distributions.working_hours import (
+    DEFAULT_WORKING_HOURS,
+    WorkingHours,
+    next_working_moment,
+    parse_days,
+    time_zone_or_utc,
+)
+
+__all__ = [
+    "FOLLOW_UP_KEYS",
+    "ReminderSerializer",
+    "ThankYouSerializer",
+    "follow_up_config",
+    "planned_send_time",
+    "validate_follow_ups",
+    "working_hours_of",
+]
+
+SUBJECT_MAX = 998
+BODY_MAX = 200_000
+SMS_TEXT_MAX = 1600
+MAX_REMINDER_DAYS = 365
+FOLLOW_UP_KEYS = ("reminder", "thank_you")
+EMAIL_CHANNELS = ("email",)
+
+
+def _template(max_length: int) -> serializers.CharField:
+    # Kept exactly as typed (trim_whitespace=False), like every piped-text template.
+    return serializers.CharField(
+        max_length=max_length,
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+    )
+
+
+class FollowUpMessageSerializer(serializers.Serializer):
+    """The texts of a follow-up: subject and body (email) or text (SMS), piped text
+    rendered from the invitation's frozen snapshot."""
+
+    subject = _template(SUBJECT_MAX)
+    body = _template(BODY_MAX)
+    text = _template(SMS_TEXT_MAX)
+
+
+class ReminderSerializer(FollowUpMessageSerializer):
+    after_days = serializers.IntegerField(min_value=1, max_value=MAX_REMINDER_DAYS)
+    when = serializers.ChoiceField(choices=list(REMINDER_WHEN), default=REMINDER_WHEN[0])
+
+
+class ThankYouSerializer(FollowUpMessageSerializer):
+    pass
+
+
+def validate_follow_ups(attrs: dict[str, Any]) -> None:
+    """The texts each configured follow-up needs on the task's channel: subject and body
+    for email, text for SMS. Raises a ValidationError keyed by follow-up and field."""
+    channel = attrs.get("channel") or "email"
+    errors: dict[str, dict[str, list[str]]] = {}
+    for key in FOLLOW_UP_KEYS:
+        config = attrs.get(key)
+        if not config:
+            continue
+        needed = ("subject", "body") if channel in EMAIL_CHANNELS else ("text",)
+        missing = {
+            name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"]
+            for name in needed
+            if not (config.get(name) or "").strip()
+        }
+        if missing:
+            errors[key] = missing
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
+def follow_up_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What the distribution keeps of the task's follow-ups (only those configured)."""
+    return {key: dict(config[key]) for key in FOLLOW_UP_KEYS if config.get(key)}
+
+
+def working_hours_of(directory: Directory | None) -> WorkingHours:
+    """The directory's working hours; the defaults (09:00 to 17:00, Monday to Friday) when
+    it has none or they cannot be read."""
+    if directory is None:
+        return DEFAULT_WORKING_HOURS
+    try:
+        return WorkingHours(
+            start=directory.working_hours_start,
+            end=directory.working_hours_end,
+            days=parse_days(directory.working_days or []),
+        )
+    except (TypeError, ValueError):
+        return DEFAULT_WORKING_HOURS
+
+
+def planned_send_time(
+    *, now: datetime, delay_minutes: int, next_working_hour: bool, contact: Contact
+) -> datetime | None:
+    """When the line should be sent; None for "now".
+
+    The delay comes first; "at the next working hour" then moves the moment to the
+    start of the next working period when it falls outside working hours, in the
+    contact's time zone, else its directory's (contacts.Directory.default_time_zone).
+    """
+    moment = now + timedelta(minutes=delay_minutes) if delay_minutes else now
+    if next_working_hour:
+        directory = contact.directory
+        zone = time_zone_or_utc(contact.time_zone, directory.default_time_zone)
+        moment = next_working_moment(moment, zone=zone, hours=working_hours_of(directory))
+    return moment if moment > now else None
