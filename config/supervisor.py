@@ -8,6 +8,7 @@ non-interactive bash, can handle SIGINT even when it was ignored when it started
 for background jobs), and its children then start with the default SIGINT action.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def main(argv: list[str]) -> int:
         time.sleep(0.2)
     for child in children:
         if child.poll() is None:
-            child.kill()
+            # The whole group: qcluster's own worker processes too, not only its parent.
+            os.killpg(child.pid, signal.SIGKILL)
             child.wait()
     return 0 if stopping else 1
 

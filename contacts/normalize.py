@@ -60,6 +60,11 @@ def normalize_country(value: str) -> str:
     return code
 
 
+# Countries of the North American Numbering Plan share +1 and the 10-digit format.
+_NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
+_NANP_NATIONAL = re.compile(r"^1?\d{10}$")
+
+
 def normalize_phone(value: str, default_country: str) -> str:
     """Return the number in E.164 ("+14155550100"); blank input gives "".
 
@@ -77,6 +82,12 @@ def normalize_phone(value: str, default_country: str) -> str:
         error = ValueError(f"cannot read phone number {text!r}: not a valid international number")
     else:
         error = ValueError(f"cannot read phone number {text!r} for country {country}")
+    digits = re.sub(r"\D", "", text)
+    if not international and country in _NANP_REGIONS and _NANP_NATIONAL.match(digits):
+        # CONTRACT §5: in North America a national number is 10 digits, or 11 starting
+        # with 1. Taken as written (555 test numbers included) rather than second-guessed
+        # against the numbering plan, which changes faster than this library's releases.
+        return f"+1{digits[-10:]}"
     try:
         number = phonenumbers.parse(text, None if international else country)
     except phonenumbers.NumberParseException as exc:

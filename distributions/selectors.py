@@ -77,13 +77,16 @@ def parse_status(value: str) -> list[str]:
 def parse_moment(value: str, *, upper: bool) -> datetime:
     """A date ("2026-11-27": its whole day) or a date-time; naive means UTC."""
     text = (value or "").strip()
-    moment = parse_datetime(text)
-    if moment is None:
-        day: date | None = parse_date(text)
-        if day is None:
-            raise ValueError(f"not a date or date-time: {text!r}")
+    # A bare date first: parse_datetime accepts "2026-11-27" too, as its midnight,
+    # which would cut the whole day off an upper bound.
+    day: date | None = parse_date(text)
+    if day is not None:
         # An upper bound given as a date includes that whole day.
         moment = datetime.combine(day, time.max if upper else time.min)
+    else:
+        moment = parse_datetime(text)
+        if moment is None:
+            raise ValueError(f"not a date or date-time: {text!r}")
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
     return moment

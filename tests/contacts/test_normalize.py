@@ -76,7 +76,7 @@ def test_unreadable_national_phone_names_value_and_country():
     assert str(error.value) == "cannot read phone number '(415) 55' for country US"
 
 
-@pytest.mark.parametrize("raw", ["abc", "555-555-5555", "12"])
+@pytest.mark.parametrize("raw", ["abc", "555-555-555", "12", "2-415-555-0100"])
 def test_unreadable_phones_are_refused(raw):
     with pytest.raises(ValueError, match="cannot read phone number"):
         normalize_phone(raw, "US")
@@ -91,3 +91,12 @@ def test_country_codes():
     assert normalize_country(" gb ") == "GB"
     with pytest.raises(ValueError, match="unknown country code 'XX'"):
         normalize_country("XX")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("555-555-5555", "+15555555555"), ("1 (212) 555-0199", "+12125550199")],
+)
+def test_us_national_numbers_follow_the_contract_rule(raw, expected):
+    """CONTRACT §5: 10 digits, or 11 starting with 1, whatever the numbering plan says."""
+    assert normalize_phone(raw, "US") == expected

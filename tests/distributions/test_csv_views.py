@@ -223,3 +223,17 @@ def test_many_rows_stream_in_chunks(admin_user, survey, distribution):
     rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode().removeprefix("\ufeff"))))
     assert len(rows) == 5000
     assert rows[-1]["Email"] == "person4999@example.org"
+
+
+def test_until_as_a_bare_date_includes_that_whole_day():
+    from datetime import UTC, datetime
+
+    from distributions.selectors import parse_moment
+
+    assert parse_moment("2026-11-27", upper=True) == datetime(
+        2026, 11, 27, 23, 59, 59, 999999, tzinfo=UTC
+    )
+    assert parse_moment("2026-11-27", upper=False) == datetime(2026, 11, 27, tzinfo=UTC)
+    assert parse_moment("2026-11-27T10:00:00Z", upper=True) == datetime(
+        2026, 11, 27, 10, tzinfo=UTC
+    )
