@@ -165,6 +165,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Salesforce Outbound Messages to contacts and surveys.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs describe every endpoint and field: signed-in users only,
+    # like the API itself (drf-spectacular serves them to anyone by default).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Two choice sets share the field name "channel": name their enums, or the schema
+    # gets a hash-suffixed name and `check --deploy` a warning (drf_spectacular.W001).
+    "ENUM_NAME_OVERRIDES": {
+        "DistributionChannelEnum": "distributions.models.DistributionChannel",
+        "OutboxChannelEnum": "distributions.models.Channel",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -230,10 +239,18 @@ USE_TZ = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PUBLIC_BASE_URL.startswith("https://"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Load balancers probe the web processes over plain HTTP: health checks never redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+# Only when every subdomain is HTTPS too (deploy/README.md, production checklist).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
 )
+# How many reverse proxies in front append to X-Forwarded-For: deliveries then record
+# Salesforce's address instead of the proxy's (0: the socket's address).
+XMFLOWS_PROXY_COUNT = int(os.environ.get("XMFLOWS_PROXY_COUNT", "0"))
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from contacts.api import ContactViewSet, DirectoryViewSet, MailingListViewSet
 from distributions.api import (
+    ConversationViewSet,
     DistributionViewSet,
     FrequencyRuleViewSet,
     OutboxViewSet,
@@ -28,6 +29,7 @@ router.register("distributions", DistributionViewSet, basename="distribution")
 router.register("outbox", OutboxViewSet, basename="outbox")
 router.register("verified-senders", VerifiedSenderViewSet, basename="verified-sender")
 router.register("frequency-rules", FrequencyRuleViewSet, basename="frequency-rule")
+router.register("sms-conversations", ConversationViewSet, basename="sms-conversation")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

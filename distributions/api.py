@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from distributions.models import (
     Channel,
+    Conversation,
     DistributionChannel,
     FrequencyRule,
     FrequencyScope,
@@ -23,6 +24,7 @@ from distributions.selectors import (
     status_counts,
 )
 from distributions.serializers import (
+    ConversationSerializer,
     DistributionSerializer,
     FrequencyRuleSerializer,
     OutboxMessageSerializer,
@@ -101,7 +103,7 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
         responses={200: RecipientSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
-    def recipients(self, request, pk=None):
+    def recipients(self, request, pk=None, format=None):  # format: DRF's .json routes
         """One row per contact of the distribution, in the order they were added."""
         distribution = get_object_or_404(self.get_queryset(), pk=pk)
         queryset = (
@@ -171,3 +173,33 @@ class FrequencyRuleViewSet(viewsets.ModelViewSet):
                 )
             queryset = queryset.filter(scope=scope)
         return queryset.order_by("id")
+
+
+class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Two-way SMS survey conversations with every text in and out (staff only: they
+    hold respondents' answers and phone numbers)."""
+
+    serializer_class = ConversationSerializer
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("phone", str, description="an E.164 number"),
+            OpenApiParameter("status", str),
+            OpenApiParameter("distribution", int),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        queryset = Conversation.objects.select_related("recipient").prefetch_related("messages")
+        if params.get("phone"):
+            queryset = queryset.filter(phone=params["phone"].strip())
+        if params.get("status"):
+            queryset = queryset.filter(status=params["status"])
+        distribution = _int_param(params, "distribution")
+        if distribution:
+            queryset = queryset.filter(recipient__distribution_id=distribution)
+        return queryset.order_by("-id")

@@ -5,11 +5,13 @@ from rest_framework import serializers
 
 from contacts.models import Directory, MailingList
 from distributions.models import (
+    Conversation,
     Distribution,
     FrequencyRule,
     FrequencyScope,
     OutboxMessage,
     Recipient,
+    SmsMessage,
     VerifiedSender,
 )
 from surveys.models import Survey
@@ -251,3 +253,43 @@ class FrequencyRuleSerializer(serializers.ModelSerializer):
         for name in SCOPE_MODELS:
             attrs[name] = target if name == scope else None
         return attrs
+
+
+class SmsMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SmsMessage
+        fields = [
+            "id",
+            "direction",
+            "phone",
+            "body",
+            "provider_message_id",
+            "outcome",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    distribution = serializers.IntegerField(source="recipient.distribution_id", read_only=True)
+    survey = serializers.IntegerField(source="recipient.survey_id", read_only=True)
+    messages = SmsMessageSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "recipient",
+            "distribution",
+            "survey",
+            "phone",
+            "status",
+            "question_index",
+            "invalid_replies",
+            "created_at",
+            "last_activity_at",
+            "closed_at",
+            "close_reason",
+            "messages",
+        ]
+        read_only_fields = fields

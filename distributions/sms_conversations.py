@@ -404,9 +404,7 @@ def conversations_expire(*, now: datetime | None = None) -> int:
     Conversation.objects.filter(
         status=ConversationStatus.OPEN,
         recipient__status__in=(RecipientStatus.FAILED, RecipientStatus.SKIPPED),
-    ).update(
-        status=ConversationStatus.FAILED, closed_at=now, close_reason="the line was not sent"
-    )
+    ).update(status=ConversationStatus.FAILED, closed_at=now, close_reason="the line was not sent")
     if timed_out:
         logger.info("%d SMS conversations timed out", timed_out)
     return timed_out

@@ -81,7 +81,7 @@ HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 
 
 def keyword(text: str) -> str | None:
-    """"stop", "start" or "help" when the whole message is such a keyword (trimmed,
+    """ "stop", "start" or "help" when the whole message is such a keyword (trimmed,
     any case), else None. "Stop calling me" is a reply, not a keyword, as for Twilio."""
     word = (text or "").strip().upper()
     if word in OPT_OUT_KEYWORDS:

@@ -64,9 +64,7 @@ class TwilioWebhook(View):
                     params=request.POST,
                 )
                 logger.warning("Twilio %s webhook refused: %s", self.name, refusal)
-                return HttpResponse(
-                    refusal, status=403, content_type="text/plain; charset=utf-8"
-                )
+                return HttpResponse(refusal, status=403, content_type="text/plain; charset=utf-8")
         return self.handle(request)
 
     def _signature_problem(self, request: HttpRequest) -> str | None:

@@ -116,12 +116,12 @@ class SurveyViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses={200: SurveySerializer})
     @action(detail=True, methods=["post"])
-    def activate(self, request, pk=None):
+    def activate(self, request, pk=None, format=None):  # format: DRF's .json routes
         return self._status_change(survey_activate)
 
     @extend_schema(request=None, responses={200: SurveySerializer})
     @action(detail=True, methods=["post"])
-    def deactivate(self, request, pk=None):
+    def deactivate(self, request, pk=None, format=None):  # format: DRF's .json routes
         return self._status_change(survey_deactivate)
 
 

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from django_q.conf import Conf
 
+# Prints what the reliability and security tests proved (faults injected, lost = 0, …).
+from tests.figures import pytest_terminal_summary  # noqa: F401
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from xmflows.models import Delivery, DeliveryOutcome, Run, RunStatus, TaskRun, Workflow
 from xmflows.permissions import OwnerEditsOthersRead
+from xmflows.selectors import runs_matching
 from xmflows.serializers import DeliverySerializer, RunSerializer, WorkflowSerializer
 from xmflows.services import (
     NotOwnerError,
@@ -54,13 +55,13 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses={201: WorkflowSerializer})
     @action(detail=True, methods=["post"])
-    def copy(self, request, pk=None):
+    def copy(self, request, pk=None, format=None):  # format: DRF's .json routes
         workflow = self.get_object()
         copied = workflow_copy(workflow=workflow, user=request.user, name=request.data.get("name"))
         return Response(WorkflowSerializer(copied).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
-    def export(self, request, pk=None):
+    def export(self, request, pk=None, format=None):  # format: DRF's .json routes
         return Response(workflow_export(workflow=self.get_object()))
 
 
@@ -97,14 +98,16 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         if params.get("record_id"):
             queryset = queryset.filter(record_id=params["record_id"])
         if params.get("email"):
-            queryset = queryset.filter(email__iexact=params["email"].strip())
+            email = params["email"].strip()
+            # An address always holds "@"; anything else is no run's email.
+            queryset = runs_matching(queryset, email) if "@" in email else queryset.none()
         queryset = _date_filter(queryset, "created_at", params, "since")
         queryset = _date_filter(queryset, "created_at", params, "until", upper=True)
         return queryset.order_by("-id")
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
-    def retry(self, request, pk=None):
+    def retry(self, request, pk=None, format=None):  # format: DRF's .json routes
         run = get_object_or_404(Run.objects.select_related("workflow"), pk=pk)
         if not (request.user.is_staff or run.workflow.owner_id == request.user.pk):
             raise PermissionDenied("only the workflow's owner or a staff member can retry a run")

@@ -1,5 +1,6 @@
 """The workflow engine: executes one run — conditions, then each task through the registry."""
 
+import copy
 import logging
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from core.piped_text import render
 from xmflows import task_types
 from xmflows.conditions import ConditionError, evaluate_conditions
 from xmflows.models import OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
@@ -83,13 +85,17 @@ def run_execute(*, run_id: int) -> str | None:
         _finish(run, RunStatus.FAILED, f"the workflow's conditions are invalid: {error}")
         return RunStatus.FAILED
     if not result.passed:
-        _finish(run, RunStatus.SKIPPED, result.reason)
+        _finish(run, RunStatus.SKIPPED, result.reason, email=_mapped_email(run, ctx))
         return RunStatus.SKIPPED
     failures: list[str] = []
     tasks = list(run.workflow.tasks.order_by("position"))
+    # One read for the verdicts of earlier attempts; a task run seen for the first time
+    # is inserted together with the task's own writes (_execute_task), not before it:
+    # two write transactions fewer per task, which SQLite's single writer feels.
+    task_runs = {task_run.position: task_run for task_run in run.task_runs.all()}
     for index, task in enumerate(tasks):
-        task_run, _ = TaskRun.objects.get_or_create(
-            run=run, position=task.position, defaults={"type": task.type}
+        task_run = task_runs.get(task.position) or TaskRun(
+            run=run, position=task.position, type=task.type
         )
         if task_run.status == TaskRunStatus.SUCCEEDED:
             continue
@@ -109,7 +115,9 @@ def run_execute(*, run_id: int) -> str | None:
                 _mark_not_run(run, tasks[index + 1 :])
                 break
     if failures:
-        _finish(run, RunStatus.FAILED, "; ".join(failures))
+        # A task that failed before saving the contact left no email on the run.
+        email = "" if run.email else _mapped_email(run, ctx)
+        _finish(run, RunStatus.FAILED, "; ".join(failures), email=email)
         return RunStatus.FAILED
     _finish(run, RunStatus.SUCCEEDED, "")
     return RunStatus.SUCCEEDED
@@ -123,7 +131,7 @@ def _execute_task(run: Run, task, task_run: TaskRun, ctx: TaskContext) -> str:
     task_run.type = task.type
     if task_type is None:
         return _fail_task(task_run, f"unknown task type {task.type!r}: its module is not installed")
-    state_before = dict(ctx.state)
+    state_before = copy.deepcopy(ctx.state)
     try:
         # The task's writes and the record of its success commit together: a crash
         # leaves the task pending, never half-done-but-recorded.
@@ -134,10 +142,11 @@ def _execute_task(run: Run, task, task_run: TaskRun, ctx: TaskContext) -> str:
             task_run.error = ""
             task_run.finished_at = timezone.now()
             task_run.save()
-            run.state = ctx.state
-            if outcome.email:
-                run.email = outcome.email[:254]
-            run.save(update_fields=["state", "email"])
+            email = outcome.email[:254] if outcome.email else run.email
+            if ctx.state != state_before or email != run.email:
+                run.state = ctx.state
+                run.email = email
+                run.save(update_fields=["state", "email"])
         return "succeeded"
     except TaskError as error:
         ctx.state = state_before
@@ -196,11 +205,24 @@ def _mark_not_run(run: Run, remaining) -> None:
         )
 
 
-def _finish(run: Run, status: str, reason: str) -> None:
+def _mapped_email(run: Run, ctx: TaskContext) -> str:
+    """The address the workflow would have used, rendered from the first task that
+    maps one: a run skipped on its conditions, or failed before a contact was saved,
+    records no email, yet "why did this person get no survey?" is asked by email."""
+    for config in run.workflow.tasks.order_by("position").values_list("config", flat=True):
+        template = ((config or {}).get("contact") or {}).get("email") or ""
+        if template:
+            address = render(template, ctx.render_context()).text.strip()
+            return address[:254] if "@" in address else ""
+    return ""
+
+
+def _finish(run: Run, status: str, reason: str, *, email: str = "") -> None:
     now = timezone.now()
-    Run.objects.filter(pk=run.pk).update(
-        status=status, reason=reason, finished_at=now, next_attempt_at=None
-    )
+    changes = {"status": status, "reason": reason, "finished_at": now, "next_attempt_at": None}
+    if email:
+        changes["email"] = email
+    Run.objects.filter(pk=run.pk).update(**changes)
     if status == RunStatus.FAILED and run.workflow.notify_owner_on_failure:
         _notify_owner(run, reason)
 

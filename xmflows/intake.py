@@ -92,11 +92,14 @@ def delivery_receive(
     body_bytes: int,
     remote_addr: str | None,
     user_agent: str = "",
+    trigger: str = RunTrigger.SALESFORCE,
 ) -> IntakeResult:
     """Handle one POST to an event URL and say what to answer.
 
     `body` may be cut short when `body_bytes` (the declared or read size) exceeds the
-    limit: such a message is refused without reading it whole.
+    limit: such a message is refused without reading it whole. `trigger` marks the
+    runs it creates: the event test button passes its sample through here, exactly
+    as the endpoint does, with RunTrigger.TEST.
     """
     meta = {"body_bytes": body_bytes, "remote_addr": remote_addr, "user_agent": user_agent[:300]}
     try:
@@ -191,7 +194,7 @@ def delivery_receive(
                 object_type=",".join(object_types),
             )
     try:
-        return _store(event=event, message=message, meta=meta)
+        return _store(event=event, message=message, meta=meta, trigger=trigger)
     except DatabaseError as error:
         logger.exception("could not store an outbound message")
         return _reject(
@@ -215,7 +218,9 @@ def notification_payload(message: soap.OutboundMessage, notification: soap.Notif
     }
 
 
-def _store(*, event: Event, message: soap.OutboundMessage, meta: dict) -> IntakeResult:
+def _store(
+    *, event: Event, message: soap.OutboundMessage, meta: dict, trigger: str
+) -> IntakeResult:
     unique: dict[str, soap.Notification] = {}
     for notification in message.notifications:
         unique.setdefault(notification.notification_id, notification)
@@ -254,7 +259,7 @@ def _store(*, event: Event, message: soap.OutboundMessage, meta: dict) -> Intake
                     workflow_id=event.workflow_id,
                     notification_id=notification_pk,
                     record_id=record_id,
-                    trigger=RunTrigger.SALESFORCE,
+                    trigger=trigger,
                     status=RunStatus.QUEUED,
                     enqueued_at=now,
                 )

@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 def new_event_token() -> str:
@@ -182,8 +183,14 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["workflow", "-id"], name="run_workflow_recent"),
             models.Index(fields=["status", "-id"], name="run_status_recent"),
+            # Reports filter on workflow and status together; with only the two
+            # single-column indexes, a rare status of a busy workflow is found by
+            # walking all that workflow's runs (bench/reports.py).
+            models.Index(fields=["workflow", "status", "-id"], name="run_workflow_status_recent"),
             models.Index(fields=["record_id"], name="run_record_id"),
-            models.Index(fields=["email"], name="run_email"),
+            # "Why not sent?" by email, in any case: selectors.runs_matching compares
+            # lower() on both sides, which a plain index on email cannot serve.
+            models.Index(Lower("email"), name="run_email_lower"),
             models.Index(fields=["created_at"], name="run_created_at"),
             models.Index(
                 fields=["next_attempt_at"],

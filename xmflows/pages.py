@@ -10,28 +10,19 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from xmflows import selectors
+from xmflows.builder_form import state_from_definition
+from xmflows.builder_pages import builder_context
 from xmflows.models import DeliveryOutcome, RunStatus, Workflow
-from xmflows.serializers import WorkflowSerializer
 from xmflows.services import (
     NotOwnerError,
     RetryRefused,
+    can_operate,
     run_retry,
     workflow_copy,
     workflow_delete,
     workflow_export,
     workflow_update,
 )
-
-NEW_WORKFLOW_TEMPLATE = {
-    "name": "Closed case survey",
-    "enabled": True,
-    "event": {"type": "salesforce_outbound_message", "object": "Case", "organization_id": None},
-    "conditions": {
-        "match": "all",
-        "rules": [{"field": "IsClosed", "op": "equals", "value": "true"}],
-    },
-    "tasks": [],
-}
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
@@ -50,64 +41,29 @@ def workflow_list_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def workflow_detail_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    """The workflow as the builder shows it, read-only (for everyone: non-owners get
+    Copy instead of Edit), with its event URL, test button and recent runs."""
     workflow = get_object_or_404(Workflow.objects.select_related("owner", "event"), pk=workflow_id)
     recent = selectors.run_list(workflow_id=workflow.pk, page_size=10).items
-    context = {
-        "workflow": workflow,
-        "is_owner": workflow.owner_id == request.user.pk,
-        "definition": json.dumps(workflow_export(workflow=workflow), indent=2),
-        "tasks": workflow.tasks.order_by("position"),
-        "recent_runs": recent,
-        "fields_seen": selectors.event_fields_seen(workflow=workflow),
-    }
-    return render(request, "xmflows/workflow_detail.html", context)
-
-
-def _definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
-    errors = None
-    if request.method == "POST":
-        text = request.POST.get("definition", "")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            errors = {"definition": [f"not valid JSON: {error}"]}
-            data = None
-        if data is not None:
-            serializer = WorkflowSerializer(
-                instance=workflow, data=data, context={"request": request}
-            )
-            if serializer.is_valid():
-                saved = serializer.save()
-                messages.success(request, "Workflow saved.")
-                return redirect("workflow-detail", workflow_id=saved.pk)
-            errors = serializer.errors
-    else:
-        definition = workflow_export(workflow=workflow) if workflow else NEW_WORKFLOW_TEMPLATE
-        text = json.dumps(definition, indent=2)
-    return render(
+    selectors.run_explanations(recent)  # sets run.explanation for the run table
+    definition = workflow_export(workflow=workflow)
+    context = builder_context(
         request,
-        "xmflows/workflow_form.html",
-        {
-            "workflow": workflow,
-            "text": text,
-            "errors": errors,
-            "error_json": json.dumps(errors, indent=2) if errors else "",
-        },
-        status=400 if errors else 200,
+        state=state_from_definition(definition),
+        errors={},
+        workflow=workflow,
+        readonly=True,
     )
-
-
-@login_required
-def workflow_create_page(request: HttpRequest) -> HttpResponse:
-    return _definition_form(request, workflow=None)
-
-
-@login_required
-def workflow_edit_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = get_object_or_404(Workflow, pk=workflow_id)
-    if workflow.owner_id != request.user.pk:
-        return HttpResponseForbidden(NotOwnerError.message)
-    return _definition_form(request, workflow=workflow)
+    context.update(
+        {
+            "is_owner": workflow.owner_id == request.user.pk,
+            "can_operate": can_operate(workflow=workflow, user=request.user),
+            "definition": json.dumps(definition, indent=2),
+            "recent_runs": recent,
+            "fields_seen": selectors.event_fields_seen(workflow=workflow),
+        }
+    )
+    return render(request, "xmflows/workflow_detail.html", context)
 
 
 @login_required
@@ -146,6 +102,7 @@ def run_list_page(request: HttpRequest) -> HttpResponse:
         search=request.GET.get("q", ""),
         before=_int_param(request, "before"),
     )
+    selectors.run_explanations(page.items)  # sets run.explanation for the run table
     query = request.GET.copy()
     query.pop("before", None)
     context = {
@@ -163,18 +120,28 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
         raise Http404("no such run")
-    from distributions.models import Recipient
-
-    recipients = Recipient.objects.filter(workflow_run_id=run.pk).select_related("contact")
+    explanation = selectors.run_explanations([run])[run.pk]
     payload = run.notification.payload
     context = {
         "run": run,
         "payload": payload,
         "fields": sorted((payload.get("fields") or {}).items()),
-        "task_runs": run.task_runs.order_by("position"),
-        "recipients": recipients,
+        "task_runs": explanation.task_runs,
+        "recipients": [
+            {"line": line, "url": selectors.distribution_page_url(line)}
+            for line in explanation.recipients
+        ],
+        "explanation": explanation,
+        "contact_ids": sorted(
+            {
+                task.output["contact_id"]
+                for task in explanation.task_runs
+                if isinstance(task.output, dict) and task.output.get("contact_id")
+            }
+        ),
         "can_retry": run.status == RunStatus.FAILED
-        and (request.user.is_staff or run.workflow.owner_id == request.user.pk),
+        and can_operate(workflow=run.workflow, user=request.user),
+        "can_operate": can_operate(workflow=run.workflow, user=request.user),
     }
     return render(request, "xmflows/run_detail.html", context)
 
@@ -185,7 +152,7 @@ def run_retry_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
         raise Http404("no such run")
-    if not (request.user.is_staff or run.workflow.owner_id == request.user.pk):
+    if not can_operate(workflow=run.workflow, user=request.user):
         return HttpResponseForbidden("only the workflow's owner or a staff member can retry a run")
     try:
         run_retry(run=run)

@@ -1,12 +1,27 @@
-"""Reads for the workflow pages and reports: filtered, keyset-paginated run and delivery lists."""
+"""Reads for the workflow pages and reports: filtered, keyset-paginated run and delivery
+lists, the fields an event is known to carry, and why a run sent what it sent."""
 
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from xmflows.models import Delivery, DeliveryOutcome, Notification, Run, RunStatus, Workflow
+from xmflows.models import (
+    Delivery,
+    DeliveryOutcome,
+    Event,
+    Notification,
+    Run,
+    RunStatus,
+    TaskRun,
+    TaskRunStatus,
+    Workflow,
+)
+from xmflows.salesforce_objects import standard_fields
 
 PAGE_SIZE = 50
 
@@ -25,6 +40,30 @@ def _day_end(value: date) -> datetime:
     return timezone.make_aware(datetime.combine(value, time.max))
 
 
+# Runs get their id and their created_at in the same short transaction, so ids follow
+# time but for runs stored at nearly the same moment by concurrent requests. Bounds
+# taken this much wider than the dates can never cut off a run that is inside them.
+ID_ORDER_SLACK = timedelta(minutes=5)
+
+
+def _first_id_at_or_after(moment: datetime) -> int | None:
+    return (
+        Run.objects.filter(created_at__gte=moment)
+        .order_by("created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def _last_id_at_or_before(moment: datetime) -> int | None:
+    return (
+        Run.objects.filter(created_at__lte=moment)
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 def run_list(
     *,
     workflow_id: int | None = None,
@@ -36,25 +75,49 @@ def run_list(
     page_size: int = PAGE_SIZE,
 ) -> Page:
     """Newest first. Keyset pagination on id (`before`) stays fast at millions of rows,
-    where OFFSET would scan everything it skips."""
+    where OFFSET would scan everything it skips.
+
+    Dates become id bounds as well (one step each on the created_at index): the
+    (workflow, -id), (status, -id) and (workflow, status, -id) indexes then read only
+    the period, instead of walking every newer run of a workflow to reach an old month.
+    """
     queryset: QuerySet[Run] = Run.objects.select_related("workflow", "notification__delivery")
     if workflow_id:
         queryset = queryset.filter(workflow_id=workflow_id)
     if status in RunStatus.values:
         queryset = queryset.filter(status=status)
     if since:
-        queryset = queryset.filter(created_at__gte=_day_start(since))
+        start = _day_start(since)
+        queryset = queryset.filter(created_at__gte=start)
+        lowest = _first_id_at_or_after(start - ID_ORDER_SLACK)
+        queryset = queryset.filter(id__gte=lowest) if lowest else queryset.none()
     if until:
-        queryset = queryset.filter(created_at__lte=_day_end(until))
+        end = _day_end(until)
+        queryset = queryset.filter(created_at__lte=end)
+        highest = _last_id_at_or_before(end + ID_ORDER_SLACK)
+        queryset = queryset.filter(id__lte=highest) if highest else queryset.none()
     search = search.strip()
     if search:
-        # A Salesforce id or an email address: both are indexed columns of the run.
-        queryset = queryset.filter(Q(record_id=search) | Q(email__iexact=search))
+        queryset = runs_matching(queryset, search)
     if before:
         queryset = queryset.filter(id__lt=before)
     items = list(queryset.order_by("-id")[: page_size + 1])
     next_before = items[page_size - 1].pk if len(items) > page_size else None
     return Page(items=items[:page_size], next_before=next_before)
+
+
+def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
+    """Runs of a Salesforce record id, or of an email address (any case).
+
+    Each is one indexed lookup: record ids never hold "@", emails always do, so the
+    two never need an OR (which would keep the planner from using either index).
+    The email goes through lower() on both sides, which the expression index
+    run_email_lower serves on SQLite and PostgreSQL alike; email__iexact would not.
+    """
+    search = search.strip()
+    if "@" in search:
+        return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(search)))
+    return queryset.filter(record_id=search)
 
 
 def delivery_list(
@@ -81,14 +144,26 @@ def run_detail(*, run_id: int) -> Run | None:
     )
 
 
-def event_fields_seen(*, workflow: Workflow, sample_size: int = 50) -> list[str]:
-    """Field names declared on the event plus those seen in its latest messages."""
-    names: list[str] = list(workflow.event.fields or [])
-    payloads = (
-        Notification.objects.filter(event=workflow.event)
+def _latest_payloads(workflow_ids: Iterable[int], per_workflow: int) -> list[dict]:
+    # Through the runs' (workflow, -id) index: a handful of rows per workflow, however
+    # many millions of notifications the table holds.
+    notification_ids: list[int] = []
+    for workflow_id in workflow_ids:
+        notification_ids.extend(
+            Run.objects.filter(workflow_id=workflow_id)
+            .order_by("-id")
+            .values_list("notification_id", flat=True)[:per_workflow]
+        )
+    if not notification_ids:
+        return []
+    return list(
+        Notification.objects.filter(pk__in=notification_ids)
         .order_by("-id")
-        .values_list("payload", flat=True)[:sample_size]
+        .values_list("payload", flat=True)
     )
+
+
+def _field_names(payloads: Iterable[dict], names: list[str]) -> list[str]:
     for payload in payloads:
         for name in (payload or {}).get("fields", {}):
             if name not in names:
@@ -96,6 +171,223 @@ def event_fields_seen(*, workflow: Workflow, sample_size: int = 50) -> list[str]
     return names
 
 
+def event_fields_seen(*, workflow: Workflow, sample_size: int = 50) -> list[str]:
+    """Field names declared on the event plus those seen in its latest messages."""
+    names: list[str] = list(workflow.event.fields or [])
+    return _field_names(_latest_payloads([workflow.pk], sample_size), names)
+
+
+def object_fields_known(
+    *,
+    object_name: str,
+    declared: Iterable[str] = (),
+    workflow: Workflow | None = None,
+    max_workflows: int = 20,
+) -> list[str]:
+    """What the dynamic-text menu offers for an event on `object_name`: the fields the
+    admin declared, those seen in messages to this workflow and to other workflows on
+    the same object, then the object's common standard fields (so a new workflow on
+    Case offers ContactEmail before any message has arrived)."""
+    names = list(dict.fromkeys(name for name in declared if name))
+    if workflow is not None:
+        names = _field_names(_latest_payloads([workflow.pk], 50), names)
+    object_name = (object_name or "").strip()
+    if object_name:
+        others = (
+            Event.objects.filter(object_name__iexact=object_name)
+            .exclude(workflow=workflow)
+            .order_by("-workflow_id")
+            .values_list("workflow_id", flat=True)[:max_workflows]
+        )
+        names = _field_names(_latest_payloads(others, 10), names)
+        for name in standard_fields(object_name):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def sample_runs(*, workflow: Workflow | None, object_name: str = "", limit: int = 10) -> list[Run]:
+    """Stored payloads to preview messages with: this workflow's latest runs, else
+    (a new workflow) the latest runs of workflows on the same object."""
+    queryset = Run.objects.select_related("workflow", "notification")
+    if workflow is not None:
+        runs = list(queryset.filter(workflow=workflow).order_by("-id")[:limit])
+        if runs:
+            return runs
+    if not object_name:
+        return []
+    workflow_ids = list(
+        Event.objects.filter(object_name__iexact=object_name.strip())
+        .order_by("-workflow_id")
+        .values_list("workflow_id", flat=True)[:20]
+    )
+    runs: list[Run] = []
+    for workflow_id in workflow_ids:
+        runs.extend(queryset.filter(workflow_id=workflow_id).order_by("-id")[:limit])
+    return sorted(runs, key=lambda run: -run.pk)[:limit]
+
+
 def workflow_list(*, user, mine: bool) -> QuerySet[Workflow]:
     queryset = Workflow.objects.select_related("owner", "event").order_by("-id")
     return queryset.filter(owner=user) if mine else queryset.exclude(owner=user)
+
+
+# --- "Why not sent?" -------------------------------------------------------------------
+
+SENT_STATUSES = frozenset({"sent", "delivered", "opened", "started", "finished"})
+WAITING_STATUSES = frozenset({"pending", "scheduled"})
+
+
+@dataclass
+class Finding:
+    """One fact of a run's answer, with where to look closer."""
+
+    kind: str  # "sent" | "problem" | "waiting" | "info"
+    text: str
+    link: str = ""
+    link_text: str = ""
+
+
+@dataclass
+class RunExplanation:
+    headline: str
+    kind: str
+    findings: list[Finding] = field(default_factory=list)
+    task_runs: list[TaskRun] = field(default_factory=list)
+    recipients: list = field(default_factory=list)
+
+
+def distribution_page_url(line) -> str:
+    """A recipient line's place on its survey's Distributions tab."""
+    return f"/surveys/{line.survey_id}/distributions/?distribution={line.distribution_id}"
+
+
+def contact_admin_url(contact_id: int) -> str:
+    return f"/admin/contacts/contact/{contact_id}/change/"
+
+
+def _task_label(task_type: str) -> str:
+    from xmflows import task_types
+
+    registered = task_types.get(task_type)
+    return registered.label if registered else task_type
+
+
+def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
+    findings: list[Finding] = []
+    for task_run in task_runs:
+        label = f"task {task_run.position + 1} ({_task_label(task_run.type)})"
+        if task_run.status == TaskRunStatus.FAILED:
+            findings.append(Finding("problem", f"{label} failed: {task_run.error}"))
+        elif task_run.status == TaskRunStatus.WAITING_RETRY:
+            findings.append(Finding("waiting", f"{label}: {task_run.error}"))
+        elif task_run.status == TaskRunStatus.NOT_RUN:
+            findings.append(Finding("info", f"{label} did not run: an earlier task failed"))
+        for warning in (task_run.output or {}).get("warnings") or []:
+            findings.append(Finding("info", f"{label} warning: {warning}"))
+    sent = False
+    for line in lines:
+        who = line.to_address or line.email or line.phone or f"contact {line.contact_id}"
+        link = distribution_page_url(line)
+        link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
+        status = line.get_status_display()
+        if line.status in SENT_STATUSES:
+            sent = True
+            when = f" on {line.sent_at:%Y-%m-%d %H:%M} UTC" if line.sent_at else ""
+            findings.append(Finding("sent", f"sent to {who}{when}; now {status}", link, link_text))
+        elif line.status in WAITING_STATUSES:
+            when = (
+                f" for {line.scheduled_for:%Y-%m-%d %H:%M} UTC"
+                if line.status == "scheduled" and line.scheduled_for
+                else ""
+            )
+            findings.append(
+                Finding("waiting", f"to {who}: {status}{when}, not sent yet", link, link_text)
+            )
+        else:
+            reason = f": {line.error}" if line.error else ""
+            findings.append(
+                Finding("problem", f"not sent to {who}: {status}{reason}", link, link_text)
+            )
+
+    if run.status == RunStatus.SKIPPED:
+        return RunExplanation(
+            headline=f"Not sent: the workflow's conditions were not met — {run.reason}",
+            kind="problem",
+            findings=findings,
+            task_runs=task_runs,
+            recipients=lines,
+        )
+    if run.status in {RunStatus.QUEUED, RunStatus.RUNNING}:
+        if run.next_attempt_at:
+            headline = (
+                "Not sent yet: a task failed temporarily and is retried at "
+                f"{run.next_attempt_at:%Y-%m-%d %H:%M} UTC"
+            )
+        else:
+            headline = f"Not sent yet: the run is {run.get_status_display().lower()}"
+        kind = "waiting"
+    elif sent:
+        headline = "Sent"
+        kind = "sent"
+    elif any(f.kind == "problem" for f in findings):
+        first = next(f for f in findings if f.kind == "problem").text
+        headline = (
+            first[0].upper() + first[1:] if first.startswith("not sent") else (f"Not sent: {first}")
+        )
+        kind = "problem"
+    elif any(f.kind == "waiting" for f in findings):
+        headline = "Not sent yet: " + next(f.text for f in findings if f.kind == "waiting")
+        kind = "waiting"
+    elif run.status == RunStatus.FAILED:
+        headline = f"Not sent: the run failed — {run.reason}"
+        kind = "problem"
+    else:
+        headline = (
+            "Nothing to send: the run succeeded, and no task of this workflow distributes a survey"
+        )
+        kind = "info"
+    return RunExplanation(
+        headline=headline, kind=kind, findings=findings, task_runs=task_runs, recipients=lines
+    )
+
+
+def run_explanations(runs: Iterable[Run]) -> dict[int, RunExplanation]:
+    """Why each run sent what it sent: its reason, its task errors and its recipient
+    lines' statuses — two indexed queries for a whole page of runs. Each run also
+    gets it as `run.explanation`, for the run tables."""
+    from distributions.models import Recipient
+
+    runs = list(runs)
+    ids = [run.pk for run in runs]
+    if not ids:
+        return {}
+    task_runs: dict[int, list[TaskRun]] = defaultdict(list)
+    for task_run in TaskRun.objects.filter(run_id__in=ids).order_by("run_id", "position"):
+        task_runs[task_run.run_id].append(task_run)
+    lines: dict[int, list] = defaultdict(list)
+    for line in Recipient.objects.filter(workflow_run_id__in=ids).order_by("id"):
+        lines[line.workflow_run_id].append(line)
+    explanations = {run.pk: _explain(run, task_runs[run.pk], lines[run.pk]) for run in runs}
+    for run in runs:
+        run.explanation = explanations[run.pk]
+    return explanations
+
+
+def rejected_deliveries_mentioning(text: str, *, days: int = 30, limit: int = 10) -> list[Delivery]:
+    """Refused messages of the last `days` whose kept excerpt holds `text` (a record
+    id or an address): a refused message created no run to find it by. Bounded by the
+    (outcome, received_at) index, so the text scan covers recent refusals only."""
+    text = text.strip()
+    if len(text) < 5:
+        return []
+    since = timezone.now() - timedelta(days=days)
+    return list(
+        Delivery.objects.select_related("workflow")
+        .filter(
+            outcome=DeliveryOutcome.REJECTED,
+            received_at__gte=since,
+            body_excerpt__contains=text,
+        )
+        .order_by("-received_at")[:limit]
+    )

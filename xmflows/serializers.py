@@ -10,6 +10,23 @@ from xmflows.models import Delivery, EventType, OnFailure, Run, Workflow
 from xmflows.services import workflow_create, workflow_export, workflow_update
 
 OBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+# Task output keys whose values are personal survey links (bearer secrets).
+LINK_OUTPUT_KEYS = frozenset({"survey_link"})
+
+
+def may_see_secrets(serializer: serializers.BaseSerializer, owner_id: int) -> bool:
+    """Whether the requesting user may see bearer secrets of a workflow: its event URL
+    (whoever holds it can post events that send surveys) and the personal survey links
+    its runs created (whoever holds one answers as that person). Staff and the
+    workflow's owner may; other signed-in users (integrators' API tokens) read the
+    workflow and its runs without them. Without a request (internal use) they show."""
+    request = serializer.context.get("request")
+    if request is None:
+        return True
+    user = request.user
+    return bool(user.is_staff or user.pk == owner_id)
+
+
 ORGANIZATION_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
@@ -93,7 +110,7 @@ class WorkflowSerializer(serializers.Serializer):
         return {
             "id": instance.pk,
             "owner": instance.owner.username,
-            "event_url": instance.event.url,
+            "event_url": instance.event.url if may_see_secrets(self, instance.owner_id) else None,
             "created_at": serializers.DateTimeField().to_representation(instance.created_at),
             "updated_at": serializers.DateTimeField().to_representation(instance.updated_at),
             **workflow_export(workflow=instance),
@@ -146,6 +163,22 @@ class RunSerializer(serializers.ModelSerializer):
             "tasks",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Run) -> dict:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        # Staff first: their runs list needs no workflow lookup per run.
+        hidden = (
+            request is not None
+            and not request.user.is_staff
+            and not may_see_secrets(self, instance.workflow.owner_id)
+        )
+        for task in data["tasks"] if hidden else ():
+            output = task.get("output")
+            if isinstance(output, dict):
+                for key in LINK_OUTPUT_KEYS & output.keys():
+                    output[key] = None
+        return data
 
 
 class DeliverySerializer(serializers.ModelSerializer):

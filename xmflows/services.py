@@ -1,12 +1,27 @@
-"""Writes on workflows and runs: create/update from a definition, copy, export, retry."""
+"""Writes on workflows and runs: create/update from a definition, copy, export, retry,
+replay, and the event test."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from xmflows.intake import enqueue_runs
-from xmflows.models import Event, Run, RunStatus, Task, TaskRun, TaskRunStatus, Workflow
+from core.piped_text import find_placeholders
+from xmflows.intake import delivery_receive, enqueue_runs
+from xmflows.models import (
+    Delivery,
+    Event,
+    Run,
+    RunStatus,
+    RunTrigger,
+    Task,
+    TaskRun,
+    TaskRunStatus,
+    Workflow,
+)
+from xmflows.sample_message import build_sample_message
+from xmflows.selectors import event_fields_seen
 
 
 class NotOwnerError(PermissionError):
@@ -126,3 +141,103 @@ def run_retry(*, run: Run) -> Run:
     run.save(update_fields=["status", "reason", "finished_at", "next_attempt_at", "enqueued_at"])
     enqueue_runs([run.pk])
     return run
+
+
+def can_operate(*, workflow: Workflow, user) -> bool:
+    """Who may make a workflow run (retry, replay, event test): its owner, or staff.
+    Editing stays the owner's alone (NotOwnerError)."""
+    return bool(user.is_staff or workflow.owner_id == user.pk)
+
+
+@transaction.atomic
+def run_replay(*, run: Run) -> Run:
+    """A new run (trigger "replay") of the same stored notification through the
+    workflow as it is now, queued like any other. The original run is left as it was:
+    it is the record of what happened."""
+    source = Run.objects.select_related("workflow").get(pk=run.pk)
+    replay = Run.objects.create(
+        workflow_id=source.workflow_id,
+        notification_id=source.notification_id,
+        trigger=RunTrigger.REPLAY,
+        status=RunStatus.QUEUED,
+        record_id=source.record_id,
+        enqueued_at=timezone.now(),
+    )
+    enqueue_runs([replay.pk])
+    return replay
+
+
+class EventTestRefused(ValueError):
+    """The endpoint refused the sample; the message says why (as Salesforce is told)."""
+
+    def __init__(self, message: str, *, delivery_id: int | None):
+        super().__init__(message)
+        self.delivery_id = delivery_id
+
+
+@dataclass(frozen=True)
+class EventTestResult:
+    run_id: int
+    delivery_id: int | None
+    record_id: str
+    fields: dict[str, str | None]
+
+
+def _event_fields_referenced(workflow: Workflow) -> list[str]:
+    """Event fields the workflow's tasks pipe in (${event://Name}), in order."""
+    names: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            for placeholder in find_placeholders(value):
+                if placeholder.kind == "event" and placeholder.path not in names:
+                    names.append(placeholder.path)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for task in workflow.tasks.order_by("position"):
+        walk(task.config)
+    return names
+
+
+def workflow_event_test(*, workflow: Workflow, user) -> EventTestResult:
+    """Build a sample outbound message for the workflow's event and pass it through
+    the endpoint's own code (intake.delivery_receive: the checks, the storing, the
+    deduplication, the queueing), marking its run as a test.
+
+    Not an HTTP request to our own URL: a single-worker server would wait on itself.
+    The sample carries the fields the event declares, has received, and the tasks
+    refer to; its values satisfy the workflow's conditions where they can.
+    """
+    if not can_operate(workflow=workflow, user=user):
+        raise NotOwnerError("only the workflow's owner or a staff member can test its event")
+    event = workflow.event
+    names = [*event_fields_seen(workflow=workflow), *_event_fields_referenced(workflow)]
+    sample = build_sample_message(
+        object_name=event.object_name,
+        field_names=names,
+        organization_id=event.organization_id or None,
+        conditions=workflow.conditions,
+    )
+    result = delivery_receive(
+        token=event.token,
+        body=sample.body,
+        body_bytes=len(sample.body),
+        remote_addr=None,
+        user_agent=f"xmflows event test by {user.get_username()}"[:300],
+        trigger=RunTrigger.TEST,
+    )
+    if result.status != 200 or not result.run_ids:
+        delivery = Delivery.objects.filter(pk=result.delivery_id).first()
+        reason = delivery.reason if delivery else "the endpoint refused the sample message"
+        raise EventTestRefused(reason, delivery_id=result.delivery_id)
+    return EventTestResult(
+        run_id=result.run_ids[0],
+        delivery_id=result.delivery_id,
+        record_id=sample.record_id,
+        fields=sample.fields,
+    )

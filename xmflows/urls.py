@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from xmflows import pages, views
+from xmflows import builder_pages, pages, report_pages, views
 
 urlpatterns = [
     path(
@@ -13,16 +13,57 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("workflows/", pages.workflow_list_page, name="workflow-list"),
-    path("workflows/new/", pages.workflow_create_page, name="workflow-create"),
+    path("workflows/new/", builder_pages.workflow_create_page, name="workflow-create"),
+    path(
+        "workflows/new/json/", builder_pages.workflow_create_json_page, name="workflow-create-json"
+    ),
+    path(
+        "workflows/dynamic-text-menu/",
+        builder_pages.dynamic_text_menu,
+        name="dynamic-text-menu",
+    ),
+    path(
+        "workflows/piped-text-preview/",
+        builder_pages.piped_text_preview,
+        name="piped-text-preview",
+    ),
     path("workflows/<int:workflow_id>/", pages.workflow_detail_page, name="workflow-detail"),
-    path("workflows/<int:workflow_id>/edit/", pages.workflow_edit_page, name="workflow-edit"),
+    path(
+        "workflows/<int:workflow_id>/edit/", builder_pages.workflow_edit_page, name="workflow-edit"
+    ),
+    path(
+        "workflows/<int:workflow_id>/edit/json/",
+        builder_pages.workflow_edit_json_page,
+        name="workflow-edit-json",
+    ),
+    path(
+        "workflows/<int:workflow_id>/test-event/",
+        builder_pages.workflow_event_test_page,
+        name="workflow-test-event",
+    ),
     path(
         "workflows/<int:workflow_id>/<str:action>/",
         pages.workflow_action_page,
         name="workflow-action",
     ),
     path("reports/workflows/", pages.run_list_page, name="run-list"),
+    path("reports/workflows/why/", report_pages.why_not_sent_page, name="why-not-sent"),
     path("reports/workflows/runs/<int:run_id>/", pages.run_detail_page, name="run-detail"),
     path("reports/workflows/runs/<int:run_id>/retry/", pages.run_retry_page, name="run-retry"),
+    path(
+        "reports/workflows/runs/<int:run_id>/dry-run/",
+        report_pages.run_dry_run_page,
+        name="run-dry-run",
+    ),
+    path(
+        "reports/workflows/runs/<int:run_id>/replay/",
+        report_pages.run_replay_page,
+        name="run-replay",
+    ),
     path("reports/workflows/deliveries/", pages.delivery_list_page, name="delivery-list"),
+    path(
+        "reports/distributions/",
+        report_pages.distribution_report_page,
+        name="distribution-report",
+    ),
 ]

@@ -1,5 +1,7 @@
 """The Salesforce endpoint and the health checks: thin views over the services."""
 
+import ipaddress
+
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -9,6 +11,27 @@ from xmflows import soap
 from xmflows.intake import delivery_receive
 
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The address of whoever sent the request, as recorded on deliveries.
+
+    Behind XMFLOWS_PROXY_COUNT reverse proxies that each append the address they saw to
+    X-Forwarded-For (nginx: $proxy_add_x_forwarded_for), that is the entry the
+    outermost trusted proxy appended; entries before it came from the client and
+    prove nothing. Without proxies (or a header too short to trust), the socket's.
+    """
+    proxies = settings.XMFLOWS_PROXY_COUNT
+    if proxies > 0:
+        chain = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        chain = [hop for hop in chain if hop]
+        if len(chain) >= proxies:
+            candidate = chain[-proxies]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                pass
+    return request.META.get("REMOTE_ADDR")
 
 
 def _read_limited(request: HttpRequest, limit: int) -> tuple[bytes, int]:
@@ -38,7 +61,7 @@ def salesforce_outbound_message(request: HttpRequest, token: str) -> HttpRespons
         token=token,
         body=body,
         body_bytes=size,
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        remote_addr=client_address(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
     return HttpResponse(result.body, status=result.status, content_type=SOAP_CONTENT_TYPE)

@@ -105,6 +105,15 @@ def classify_error(error: BaseException) -> SendError:
     text = describe_error(error)
     if isinstance(error, AnymailRecipientsRefused | AnymailInvalidAddress):
         return SendError(text, temporary=False)
+    if _is_read_timeout(error):
+        # The provider had the whole request and did not answer in time: it may well
+        # have accepted the message. Sending again could deliver it twice, and a
+        # duplicate survey is worse than a visible failure an admin can resend.
+        return SendError(
+            f"send outcome unknown: the provider did not answer in time after receiving "
+            f"the message; not resent to avoid a duplicate ({text})",
+            temporary=False,
+        )
     if _is_network_problem(error):
         return SendError(text, temporary=True)
     status = getattr(error, "status_code", None)
@@ -117,6 +126,15 @@ def classify_error(error: BaseException) -> SendError:
     if isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
         return SendError(text, temporary=True)
     return SendError(text, temporary=False)
+
+
+def _is_read_timeout(error: BaseException) -> bool:
+    # ConnectTimeout means the request never reached the provider: safe to retry.
+    return any(
+        isinstance(candidate, requests.ReadTimeout)
+        for candidate in (error, error.__cause__)
+        if candidate is not None
+    )
 
 
 def _is_network_problem(error: BaseException) -> bool:

@@ -113,6 +113,18 @@ def classify_error(error: BaseException) -> SmsSendError:
         status = int(error.status or 0)
         message = (error.detail or error.title or f"HTTP {status}").strip()
         return _from_status(status, error.code, message)
+    if any(
+        isinstance(candidate, requests.ReadTimeout)
+        for candidate in (error, error.__cause__, error.__context__)
+        if candidate is not None
+    ):
+        # Twilio had the request and may have queued the text: resending could deliver
+        # it twice, so the line fails visibly instead (as for email).
+        return SmsSendError(
+            f"send outcome unknown: Twilio did not answer in time after receiving the "
+            f"request; not resent to avoid a duplicate ({error})",
+            temporary=False,
+        )
     if _is_network_problem(error):
         return SmsSendError(f"could not reach Twilio: {error}", temporary=True)
     if isinstance(error, TwilioException):

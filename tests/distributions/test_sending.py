@@ -146,12 +146,19 @@ def test_temporary_failures_retry_with_back_off_then_succeed(client, admin_user,
     assert len(postmark.calls) == 3
 
 
-def test_a_read_timeout_is_retried_too(client, admin_user, postmark):
+def test_a_read_timeout_fails_visibly_instead_of_risking_a_second_send(
+    client, admin_user, postmark
+):
+    # The provider had the request and may have accepted it: never sent again.
     postmark.add(responses.POST, POSTMARK_URL, body=requests.exceptions.ReadTimeout("read"))
     send_case(client, make_distribution_workflow(owner=admin_user))
     line = _line()
-    assert line.get_status_display() == "Pending"
-    assert line.next_attempt_at is not None
+    assert line.get_status_display() == "Failed"
+    assert line.error.startswith("send outcome unknown")
+    assert line.next_attempt_at is None
+    _make_due(line)
+    assert recipients_sweep() == 0
+    assert len(postmark.calls) == 1
 
 
 @pytest.mark.parametrize(

@@ -148,6 +148,13 @@ def test_a_complete_conversation(client, api_client, workflow, survey, sms_memor
     assert texts[0] == ("out", f"Hi Jonas, 2 quick questions about case {case_number}.")
     assert texts[2] == ("in", "eleven")
 
+    # The API shows the conversation like the admin does, every text included.
+    listed = api_client.get("/api/v1/sms-conversations/", {"phone": PHONE}).json()
+    assert listed["count"] == 1
+    shown = listed["results"][0]
+    assert (shown["status"], shown["distribution"]) == ("finished", line.distribution_id)
+    assert ("in", "eleven") in [(m["direction"], m["body"]) for m in shown["messages"]]
+
 
 def test_stop_in_the_middle_then_start(client, workflow, sms_memory_backend):
     outbox = sms_memory_backend

@@ -97,9 +97,24 @@ def test_the_twilio_client_has_a_request_timeout(twilio_settings):
     assert sms_twilio.client().http_client.timeout == 7
 
 
+def test_a_read_timeout_fails_the_line_instead_of_risking_a_second_text(
+    client, admin_user, twilio_api
+):
+    twilio_api.add(responses.POST, MESSAGES_URL, body=requests.exceptions.ReadTimeout("slow"))
+    send_sms_case(client, make_sms_workflow(owner=admin_user))
+    line = _line()
+    assert line.get_status_display() == "Failed"
+    assert line.error.startswith("send outcome unknown")
+    assert recipients_sweep() == 0
+    assert len(twilio_api.calls) == 1
+
+
 def test_a_5xx_is_retried_with_back_off_then_sent(client, admin_user, twilio_api):
     twilio_api.add(responses.POST, MESSAGES_URL, status=503, body="Service Unavailable")
-    twilio_api.add(responses.POST, MESSAGES_URL, body=requests.exceptions.ReadTimeout("timed out"))
+    # A connect timeout never reached Twilio: safe to retry.
+    twilio_api.add(
+        responses.POST, MESSAGES_URL, body=requests.exceptions.ConnectTimeout("timed out")
+    )
     twilio_ok(twilio_api)
     send_sms_case(client, make_sms_workflow(owner=admin_user))
 

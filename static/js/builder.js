@@ -1,0 +1,340 @@
+/*
+ * xmflows pages, progressively enhanced: Copy URL, and in the workflow builder the
+ * task cards (add, remove, reorder), condition and embedded-data rows, the {a}
+ * dynamic-text menu and the message preview.
+ *
+ * Every button that changes the form is also a submit button the server handles
+ * ("add_task:…", "remove_rule:3"), so the page works without this script; here the
+ * same change happens in place. The server orders cards and rows by where their
+ * index first appears in the post, so moving a card is moving its element, and a new
+ * card only needs an index no other card has. No library, no build step.
+ */
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // --- Copy URL (workflow page and builder) -------------------------------------------
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-target]");
+    if (!button) return;
+    var field = document.getElementById(button.dataset.copyTarget);
+    var status = document.getElementById("copy-status");
+    var done = function () { if (status) status.textContent = "Copied to the clipboard"; };
+    var fallback = function () {
+      field.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      if (ok) done(); else if (status) status.textContent = "Select the URL and copy it (Ctrl+C)";
+    };
+    if (navigator.clipboard && window.isSecureContext !== false) {
+      navigator.clipboard.writeText(field.value).then(done, fallback);
+    } else {
+      fallback();
+    }
+  });
+
+  var form = document.getElementById("builder");
+  if (!form) return;
+
+  // Indexes of cards and rows the server rendered are small; new ones start above.
+  var nextIndex = 1000;
+  var fresh = function () { nextIndex += 1; return String(nextIndex); };
+  var csrf = function () {
+    var input = form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  };
+
+  function reveal(root) {
+    root.querySelectorAll("button.dyn, [data-action=preview]").forEach(function (b) { b.hidden = false; });
+    root.querySelectorAll("article.task").forEach(showChannel);
+    if (root.matches && root.matches("article.task")) showChannel(root);
+  }
+
+  function fromTemplate(id, replacements) {
+    var source = document.getElementById(id);
+    if (!source) return null;
+    var html = source.innerHTML;
+    Object.keys(replacements).forEach(function (key) { html = html.split(key).join(replacements[key]); });
+    var holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    var element = holder.content.firstElementChild;
+    reveal(element);
+    return element;
+  }
+
+  function renumber() {
+    form.querySelectorAll("[data-task-list] > article.task").forEach(function (card, index) {
+      var number = card.querySelector(".task-number");
+      if (number) number.textContent = String(index + 1);
+    });
+  }
+
+  function focusFirst(element) {
+    var input = element.querySelector("input:not([type=hidden]), select, textarea");
+    if (input) input.focus();
+  }
+
+  // Email or SMS fields, by the card's channel.
+  function showChannel(card) {
+    var select = card.querySelector("select[data-role=channel]");
+    if (!select) return;
+    var sms = select.value === "sms" || select.value === "sms_survey";
+    card.querySelectorAll("[data-channel-group]").forEach(function (group) {
+      group.hidden = (group.dataset.channelGroup === "sms") !== sms;
+    });
+  }
+
+  var actions = {
+    "add-task": function (button) {
+      var card = fromTemplate("task-template-" + button.dataset.taskType, { "__T__": fresh() });
+      if (!card) return;
+      form.querySelector("[data-task-list]").appendChild(card);
+      renumber();
+      focusFirst(card);
+    },
+    "remove-task": function (button) {
+      button.closest("article.task").remove();
+      renumber();
+    },
+    "move-up": function (button) {
+      var card = button.closest("article.task");
+      var previous = card.previousElementSibling;
+      if (previous) card.parentNode.insertBefore(card, previous);
+      renumber();
+      button.focus();
+    },
+    "move-down": function (button) {
+      var card = button.closest("article.task");
+      var next = card.nextElementSibling;
+      if (next) card.parentNode.insertBefore(next, card);
+      renumber();
+      button.focus();
+    },
+    "add-rule": function () {
+      var row = fromTemplate("rule-template", { "__R__": fresh() });
+      form.querySelector("[data-rule-rows]").appendChild(row);
+      focusFirst(row);
+    },
+    "remove-rule": function (button) { button.closest("tr").remove(); },
+    "add-embedded": function (button) {
+      var card = button.closest("article.task");
+      var row = fromTemplate("embedded-row-template", {
+        "__T__": card.dataset.taskKey,
+        "__R__": fresh()
+      });
+      card.querySelector("[data-embedded-rows]").appendChild(row);
+      focusFirst(row);
+    },
+    "remove-embedded": function (button) { button.closest("tr").remove(); },
+    "preview": function (button) { preview(button.closest("article.task")); }
+  };
+
+  form.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    if (!button || !actions[button.dataset.action]) return;
+    event.preventDefault();
+    actions[button.dataset.action](button);
+  });
+  form.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-role=channel]")) showChannel(event.target.closest("article.task"));
+  });
+  reveal(form);
+
+  // --- The {a} dynamic-text menu ------------------------------------------------------
+  var menu = document.getElementById("dyn-menu");
+  var menuList = document.getElementById("dyn-menu-list");
+  var menuFilter = document.getElementById("dyn-menu-filter");
+  var initial = document.getElementById("dynamic-text-menu-data");
+  var entries = initial ? JSON.parse(initial.textContent).entries : [];
+  var target = null;
+
+  // Where the cursor was in each field: a field never focused gets text at its end.
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches("input, textarea")) event.target.dataset.touched = "1";
+  });
+
+  function insertAtCursor(input, text) {
+    var touched = input.dataset.touched === "1" && typeof input.selectionStart === "number";
+    var start = touched ? input.selectionStart : input.value.length;
+    var end = touched ? input.selectionEnd : start;
+    input.value = input.value.slice(0, start) + text + input.value.slice(end);
+    input.focus();
+    var position = start + text.length;
+    input.setSelectionRange(position, position);
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function menuQuery() {
+    var names = function (selector) {
+      return Array.prototype.map.call(form.querySelectorAll(selector), function (el) { return el.value.trim(); })
+        .filter(Boolean);
+    };
+    var fields = (form.elements["event.fields"] ? form.elements["event.fields"].value : "")
+      .split(/[\s,;]+/).filter(Boolean);
+    var params = new URLSearchParams({
+      object: form.elements["event.object"] ? form.elements["event.object"].value : "",
+      fields: fields.join(","),
+      embedded: names("input[name*='.embedded_data.'][name$='.name']").join(","),
+      workflow: form.dataset.workflow || ""
+    });
+    return form.dataset.menuUrl + "?" + params.toString();
+  }
+
+  function renderMenu() {
+    var filter = menuFilter.value.trim().toLowerCase();
+    menuList.textContent = "";
+    var group = null;
+    entries.forEach(function (entry) {
+      var haystack = (entry.label + " " + entry.placeholder + " " + entry.group).toLowerCase();
+      if (filter && haystack.indexOf(filter) === -1) return;
+      if (entry.group !== group) {
+        group = entry.group;
+        var heading = document.createElement("div");
+        heading.className = "group";
+        heading.textContent = group;
+        menuList.appendChild(heading);
+      }
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "entry";
+      button.setAttribute("role", "option");
+      button.dataset.placeholder = entry.placeholder;
+      var label = document.createElement("span");
+      label.textContent = entry.label;
+      var code = document.createElement("code");
+      code.textContent = entry.placeholder;
+      button.appendChild(label);
+      button.appendChild(code);
+      menuList.appendChild(button);
+    });
+    if (!menuList.firstChild) {
+      var empty = document.createElement("p");
+      empty.className = "help";
+      empty.textContent = "Nothing matches.";
+      menuList.appendChild(empty);
+    }
+  }
+
+  function openMenu(button) {
+    target = document.getElementById(button.dataset.target);
+    var rect = button.getBoundingClientRect();
+    menu.hidden = false;
+    var left = Math.min(rect.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - menu.offsetWidth - 8);
+    menu.style.left = Math.max(8, left) + "px";
+    menu.style.top = (rect.bottom + window.scrollY + 4) + "px";
+    menuFilter.value = "";
+    renderMenu();
+    menuFilter.focus();
+    // The form may have changed (object, fields, embedded data rows): ask again.
+    fetch(menuQuery(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (data && data.entries) { entries = data.entries; if (!menu.hidden) renderMenu(); }
+      })
+      .catch(function () { /* keep the entries the page came with */ });
+  }
+
+  function closeMenu(returnFocus) {
+    menu.hidden = true;
+    if (returnFocus && target) target.focus();
+  }
+
+  form.addEventListener("click", function (event) {
+    var button = event.target.closest("button.dyn");
+    if (!button) return;
+    event.preventDefault();
+    if (!menu.hidden && target && target.id === button.dataset.target) { closeMenu(true); return; }
+    openMenu(button);
+  });
+  menuList.addEventListener("click", function (event) {
+    var entry = event.target.closest("button.entry");
+    if (!entry || !target) return;
+    insertAtCursor(target, entry.dataset.placeholder);
+    closeMenu(false);
+  });
+  menuFilter.addEventListener("input", renderMenu);
+  menu.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { event.preventDefault(); closeMenu(true); }
+    if (event.key === "Enter" && event.target === menuFilter) {
+      event.preventDefault();
+      var first = menuList.querySelector("button.entry");
+      if (first) first.click();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (!menu.hidden && !menu.contains(event.target) && !event.target.closest("button.dyn")) closeMenu(false);
+  });
+
+  // --- Message preview ------------------------------------------------------------------
+  function preview(card) {
+    var panel = card.querySelector("[data-preview]");
+    var output = panel.querySelector("[data-preview-output]");
+    var run = panel.querySelector("[data-preview-run]").value;
+    var prefix = "tasks." + card.dataset.taskKey + ".";
+    var body = { run: run, contact: {}, embedded_data: {}, message: {} };
+    card.querySelectorAll("[name^='" + prefix + "contact.']").forEach(function (el) {
+      body.contact[el.name.slice((prefix + "contact.").length)] = el.value;
+    });
+    card.querySelectorAll("tr.embedded-row").forEach(function (row) {
+      var name = row.querySelector("input[name$='.name']").value;
+      if (name.trim()) body.embedded_data[name] = row.querySelector("input[name$='.value']").value;
+    });
+    var channel = card.querySelector("select[data-role=channel]");
+    var sms = channel && (channel.value === "sms" || channel.value === "sms_survey");
+    (sms ? ["text"] : ["from_name", "subject", "body"]).forEach(function (key) {
+      var field = card.querySelector("[name='" + prefix + "message." + key + "']");
+      if (field) body.message[key] = field.value;
+    });
+    output.textContent = "Rendering…";
+    fetch(form.dataset.previewUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), Accept: "application/json" },
+      body: JSON.stringify(body)
+    })
+      .then(function (response) { return response.json(); })
+      .then(function (data) { showPreview(output, data, sms); })
+      .catch(function () { output.textContent = "The preview could not be loaded."; });
+  }
+
+  function line(parent, label, text) {
+    var p = document.createElement("p");
+    var strong = document.createElement("strong");
+    strong.textContent = label + ": ";
+    p.appendChild(strong);
+    p.appendChild(document.createTextNode(text));
+    parent.appendChild(p);
+  }
+
+  function showPreview(output, data, sms) {
+    output.textContent = "";
+    if (data.error) { line(output, "Cannot preview", data.error); return; }
+    var message = data.message || {};
+    line(output, "For", (data.contact.FirstName + " " + data.contact.LastName).trim() +
+      " <" + (sms ? data.contact.PhoneNumber : data.contact.Email) + ">");
+    if (sms) {
+      var pre = document.createElement("pre");
+      pre.className = "preview-text";
+      pre.textContent = message.text || "";
+      output.appendChild(pre);
+    } else {
+      if (message.from_name) line(output, "From", message.from_name);
+      line(output, "Subject", message.subject || "");
+      var frame = document.createElement("iframe");
+      frame.setAttribute("sandbox", "");  // the admin's HTML, shown without scripts
+      frame.setAttribute("title", "Rendered message");
+      frame.srcdoc = message.body || "";
+      output.appendChild(frame);
+    }
+    if (data.warnings && data.warnings.length) {
+      var list = document.createElement("ul");
+      list.className = "warnings";
+      data.warnings.forEach(function (warning) {
+        var item = document.createElement("li");
+        item.textContent = warning;
+        list.appendChild(item);
+      });
+      output.appendChild(list);
+    }
+  }
+})();

@@ -1,0 +1,514 @@
+"""The workflow builder pages: the form editor, its dynamic-text menu and piped-text
+preview endpoints, and the event test button. Thin views: the form is read and
+mapped by xmflows.builder_form, validated by WorkflowSerializer (the API's own),
+saved by the services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from contacts.models import MailingList
+from contacts.selectors import embedded_data_names
+from core.piped_text import menu_entries
+from surveys.selectors import survey_list_visible
+from xmflows import selectors, task_types
+from xmflows.builder_form import (
+    CONTACT_FIELDS,
+    EMAIL_MESSAGE_FIELDS,
+    FORM_TASK_TYPES,
+    SMS_CHANNELS,
+    FormState,
+    TaskState,
+    apply_operation,
+    definition_from_state,
+    empty_state,
+    flatten_errors,
+    map_errors,
+    new_task,
+    state_from_definition,
+    state_from_post,
+)
+from xmflows.conditions import OPERATORS
+from xmflows.dry_run import PREVIEW_TEMPLATE_MAX, message_preview
+from xmflows.models import OnFailure, Run, Workflow
+from xmflows.salesforce_objects import STANDARD_OBJECTS
+from xmflows.serializers import WorkflowSerializer
+from xmflows.services import (
+    EventTestRefused,
+    NotOwnerError,
+    workflow_event_test,
+    workflow_export,
+)
+
+OPERATOR_LABELS = {
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "contains": "contains",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "greater_than": "is greater than",
+    "less_than": "is less than",
+}
+CHANNEL_CHOICES = [
+    ("email", "Email invitation"),
+    ("sms", "SMS invitation"),
+    ("sms_survey", "Two-way SMS survey"),
+]
+MATCH_CHOICES = [
+    ("all", "all rules are met"),
+    ("any", "any rule is met"),
+]
+MODE_CHOICES = [
+    ("embedded_data", "Save or update embedded data (creates the contact)"),
+    ("transaction", "Add as transaction (the contact must exist)"),
+]
+MESSAGE_LABELS = {
+    "from_name": "From name",
+    "from_email": "From address (a verified sender)",
+    "reply_to": "Reply-to",
+    "subject": "Subject",
+    "body": "Message (HTML allowed)",
+    "text": "SMS text",
+}
+
+
+# --- The JSON editor: the advanced view, kept beside the form ---------------------------
+
+NEW_WORKFLOW_TEMPLATE = {
+    "name": "Closed case survey",
+    "enabled": True,
+    "event": {"type": "salesforce_outbound_message", "object": "Case", "organization_id": None},
+    "conditions": {
+        "match": "all",
+        "rules": [{"field": "IsClosed", "op": "equals", "value": "true"}],
+    },
+    "tasks": [],
+}
+
+
+def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
+    """The advanced editor: the whole definition as JSON, the API's own format."""
+    errors = None
+    if request.method == "POST":
+        text = request.POST.get("definition", "")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            errors = {"definition": [f"not valid JSON: {error}"]}
+            data = None
+        if data is not None:
+            serializer = WorkflowSerializer(
+                instance=workflow, data=data, context={"request": request}
+            )
+            if serializer.is_valid():
+                saved = serializer.save()
+                messages.success(request, "Workflow saved.")
+                return redirect("workflow-detail", workflow_id=saved.pk)
+            errors = serializer.errors
+    else:
+        definition = workflow_export(workflow=workflow) if workflow else NEW_WORKFLOW_TEMPLATE
+        text = json.dumps(definition, indent=2)
+    return render(
+        request,
+        "xmflows/workflow_form.html",
+        {
+            "workflow": workflow,
+            "text": text,
+            "errors": errors,
+            "error_json": json.dumps(errors, indent=2) if errors else "",
+        },
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def workflow_create_json_page(request: HttpRequest) -> HttpResponse:
+    return definition_form(request, workflow=None)
+
+
+@login_required
+def workflow_edit_json_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    if workflow.owner_id != request.user.pk:
+        return HttpResponseForbidden(NotOwnerError.message)
+    return definition_form(request, workflow=workflow)
+
+
+# --- The form as the template shows it -------------------------------------------------
+
+
+class _View:
+    """Builds the template's view of a FormState: each input with its name, id, value
+    and the errors that belong to it; remembers which errors found an input, so the
+    others are still shown (at the top) instead of disappearing."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        self.consumed: set[str] = set()
+
+    def field(self, name: str, value: Any = "") -> dict[str, Any]:
+        self.consumed.add(name)
+        return {
+            "name": name,
+            "id": "f-" + name.replace(".", "-").replace(" ", "_"),
+            "value": value,
+            "errors": self.errors.get(name, []),
+        }
+
+    def rule(self, key: str, rule: dict[str, str]) -> dict[str, Any]:
+        prefix = f"conditions.rules.{key}"
+        return {
+            "key": key,
+            "field": self.field(f"{prefix}.field", rule.get("field", "")),
+            "op": self.field(f"{prefix}.op", rule.get("op", "equals")),
+            "value": self.field(f"{prefix}.value", rule.get("value", "")),
+            "errors": self._take(prefix),
+        }
+
+    def embedded_row(self, task_key: str, key: str, name: str, value: str) -> dict[str, Any]:
+        prefix = f"tasks.{task_key}.embedded_data.{key}"
+        return {
+            "key": key,
+            "name": self.field(f"{prefix}.name", name),
+            "value": self.field(f"{prefix}.value", value),
+        }
+
+    def task(self, key: str, task: TaskState, labels: dict[str, str]) -> dict[str, Any]:
+        prefix = f"tasks.{key}"
+        view: dict[str, Any] = {
+            "key": key,
+            "number": int(key) + 1 if key.isdigit() else "",
+            "type": task.type,
+            "label": labels.get(task.type, task.type or "Unknown task type"),
+            "has_form": task.has_form,
+            "type_field": self.field(f"{prefix}.type", task.type),
+        }
+        if task.has_form:
+            for name, value in task.scalars.items():
+                view[name] = self.field(f"{prefix}.{name}", value)
+            sms = task.scalars.get("channel") in SMS_CHANNELS
+            view["contact"] = [
+                {
+                    **self.field(f"{prefix}.contact.{name}", task.contact.get(name, "")),
+                    "label": label,
+                    # A text goes to the phone: it, not the email, is then required.
+                    "required": (name == "phone")
+                    if sms and name in {"email", "phone"}
+                    else required,
+                }
+                for name, label, required in CONTACT_FIELDS
+            ]
+            view["embedded"] = [
+                self.embedded_row(key, str(row), name, value)
+                for row, (name, value) in enumerate(task.embedded)
+            ]
+            view["embedded_errors"] = self._take(f"{prefix}.embedded_data")
+            view["extra"] = json.dumps(task.extra) if task.extra else ""
+            if task.type == "distribute_survey":
+                # Which message fields show before the script runs (and without it).
+                view["is_sms"] = sms
+                view["is_email"] = not view["is_sms"]
+                view["message"] = [
+                    {
+                        **self.field(f"{prefix}.message.{name}", task.message.get(name, "")),
+                        "key": name,
+                        "label": MESSAGE_LABELS[name],
+                        "channel_group": "sms" if name == "text" else "email",
+                    }
+                    for name in (*EMAIL_MESSAGE_FIELDS, "text")
+                ]
+                view["message_errors"] = self._take(f"{prefix}.message")
+        else:
+            view["config_json"] = self.field(f"{prefix}.config_json", task.config_json)
+        # Whatever else was said about this task: on its card.
+        view["errors"] = self._take(prefix) + [
+            f"{path.removeprefix(prefix + '.')}: {message}"
+            for path in sorted(self.errors)
+            if path.startswith(prefix + ".") and path not in self.consumed
+            for message in self._take(path)
+        ]
+        return view
+
+    def _take(self, name: str) -> list[str]:
+        self.consumed.add(name)
+        return list(self.errors.get(name, []))
+
+    def leftovers(self) -> list[tuple[str, list[str]]]:
+        return [(path, msgs) for path, msgs in self.errors.items() if path not in self.consumed]
+
+
+def _task_labels() -> dict[str, str]:
+    return {key: task_type.label for key, task_type in sorted(task_types.all_types().items())}
+
+
+def _form_view(state: FormState, errors: dict[str, list[str]]) -> dict[str, Any]:
+    view = _View(errors)
+    labels = _task_labels()
+    form = {
+        "name": view.field("name", state.name),
+        "enabled": view.field("enabled", state.enabled),
+        "object": view.field("event.object", state.object_name),
+        "organization_id": view.field("event.organization_id", state.organization_id),
+        "event_fields": view.field("event.fields", "\n".join(state.event_fields)),
+        "on_failure": view.field("on_failure", state.on_failure),
+        "notify": view.field("notify_owner_on_failure", state.notify_owner_on_failure),
+        "match": view.field("conditions.match", state.match),
+        "rules": [view.rule(str(index), rule) for index, rule in enumerate(state.rules)],
+        "tasks": [view.task(str(index), task, labels) for index, task in enumerate(state.tasks)],
+    }
+    form["condition_errors"] = view._take("conditions")
+    form["event_errors"] = view._take("event")
+    form["task_list_errors"] = view._take("tasks")
+    form["other_errors"] = view.leftovers()
+    form["error_count"] = sum(len(messages) for messages in errors.values())
+    # Blank cards and rows for the page script to copy; "__T__"/"__R__" become fresh
+    # indexes when it does. Never posted: <template> content is not part of the form.
+    blank = _View({})
+    form["new_tasks"] = [
+        blank.task("__T__", new_task(key), labels) for key in labels if key in FORM_TASK_TYPES
+    ] + [blank.task("__T__", new_task(key), labels) for key in labels if key not in FORM_TASK_TYPES]
+    form["new_rule"] = blank.rule("__R__", {"field": "", "op": "equals", "value": ""})
+    form["new_embedded_row"] = blank.embedded_row("__T__", "__R__", "", "")
+    return form
+
+
+def _choices(user) -> dict[str, Any]:
+    mailing_lists = [
+        (str(item.pk), f"{item.directory.name} / {item.name}")
+        for item in MailingList.objects.select_related("directory").order_by(
+            "directory__name", "name"
+        )[:500]
+    ]
+    surveys = [
+        (str(item.pk), f"{item.name} ({item.get_status_display()})")
+        for item in survey_list_visible(user=user).order_by("name")[:500]
+    ]
+    return {
+        "mailing_list_choices": mailing_lists,
+        "survey_choices": surveys,
+        "channel_choices": CHANNEL_CHOICES,
+        "mode_choices": MODE_CHOICES,
+        "operator_choices": [(op, OPERATOR_LABELS[op]) for op in OPERATORS],
+        "match_choices": MATCH_CHOICES,
+        "on_failure_choices": OnFailure.choices,
+        "object_suggestions": list(STANDARD_OBJECTS),
+        "task_type_choices": list(_task_labels().items()),
+    }
+
+
+def menu_for(
+    *,
+    object_name: str,
+    declared: list[str],
+    workflow: Workflow | None,
+    extra_embedded: list[str] = (),
+) -> dict[str, Any]:
+    """The {a} menu: event fields (declared, seen, standard), contact fields, embedded
+    data names (seen in the directory and mapped in this form), links."""
+    fields = selectors.object_fields_known(
+        object_name=object_name, declared=declared, workflow=workflow
+    )
+    embedded = list(dict.fromkeys([*extra_embedded, *embedded_data_names()]))
+    return {
+        "entries": menu_entries(event_fields=fields, embedded_data_names=embedded),
+        "event_fields": fields,
+    }
+
+
+def builder_context(
+    request: HttpRequest,
+    *,
+    state: FormState,
+    errors: dict[str, list[str]],
+    workflow: Workflow | None,
+    readonly: bool = False,
+) -> dict[str, Any]:
+    """Everything the builder form needs; the workflow page uses it read-only."""
+    embedded_in_form = [name for task in state.tasks for name, _ in task.embedded if name]
+    menu = menu_for(
+        object_name=state.object_name,
+        declared=state.event_fields,
+        workflow=workflow,
+        extra_embedded=embedded_in_form,
+    )
+    return {
+        "workflow": workflow,
+        "form": _form_view(state, errors),
+        "readonly": readonly,
+        "menu": menu,
+        "event_field_suggestions": menu["event_fields"],
+        "sample_runs": selectors.sample_runs(workflow=workflow, object_name=state.object_name),
+        **_choices(request.user),
+    }
+
+
+def _merge(*sources: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for source in sources:
+        for name, items in source.items():
+            merged.setdefault(name, []).extend(items)
+    return merged
+
+
+def _builder(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
+    status = 200
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        parsed = state_from_post(request.POST)
+        state = parsed.state
+        operation = request.POST.get("op") or "save"
+        if operation != "save":
+            # A no-script button (add a task, move it…): show the changed form, unsaved.
+            apply_operation(parsed, operation, task_labels=_task_labels())
+        else:
+            definition, form_errors = definition_from_state(state)
+            serializer = WorkflowSerializer(
+                instance=workflow, data=definition, context={"request": request}
+            )
+            valid = serializer.is_valid()
+            errors = _merge(parsed.errors, form_errors)
+            if valid and not errors:
+                try:
+                    saved = serializer.save()
+                except NotOwnerError as error:
+                    return HttpResponseForbidden(str(error))
+                messages.success(request, "Workflow saved.")
+                return redirect("workflow-detail", workflow_id=saved.pk)
+            if not valid:
+                errors = _merge(errors, map_errors(flatten_errors(serializer.errors), state))
+            status = 400
+    elif workflow is not None:
+        state = state_from_definition(workflow_export(workflow=workflow))
+    else:
+        state = empty_state()
+    context = builder_context(request, state=state, errors=errors, workflow=workflow)
+    context["json_url"] = (
+        reverse("workflow-edit-json", args=[workflow.pk])
+        if workflow
+        else reverse("workflow-create-json")
+    )
+    return render(request, "xmflows/builder.html", context, status=status)
+
+
+@login_required
+def workflow_create_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and "definition" in request.POST:
+        # The JSON editor posts here too (its URL before the builder existed).
+        return definition_form(request, workflow=None)
+    return _builder(request, workflow=None)
+
+
+@login_required
+def workflow_edit_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow.objects.select_related("event"), pk=workflow_id)
+    if workflow.owner_id != request.user.pk:
+        return HttpResponseForbidden(NotOwnerError.message)
+    if request.method == "POST" and "definition" in request.POST:
+        return definition_form(request, workflow=workflow)
+    return _builder(request, workflow=workflow)
+
+
+# --- JSON endpoints for the page script --------------------------------------------
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in (value or "").split(",") if name.strip()][:500]
+
+
+@login_required
+@require_GET
+def dynamic_text_menu(request: HttpRequest) -> JsonResponse:
+    """GET ?object=Case&fields=A,B&embedded=X,Y&workflow=ID → the {a} menu entries."""
+    workflow = None
+    workflow_id = request.GET.get("workflow") or ""
+    if workflow_id.isdigit():
+        workflow = Workflow.objects.select_related("event").filter(pk=int(workflow_id)).first()
+    menu = menu_for(
+        object_name=request.GET.get("object", "")[:100],
+        declared=_names(request.GET.get("fields", "")),
+        workflow=workflow,
+        extra_embedded=_names(request.GET.get("embedded", "")),
+    )
+    return JsonResponse(menu)
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        text = "" if item is None else str(item)
+        if len(text) > PREVIEW_TEMPLATE_MAX:
+            raise ValueError(f"{name}.{key} is longer than {PREVIEW_TEMPLATE_MAX} characters")
+        result[str(key)] = text
+    return result
+
+
+@login_required
+@require_POST
+def piped_text_preview(request: HttpRequest) -> JsonResponse:
+    """POST {"run": id, "contact": {…}, "embedded_data": {…}, "message": {…}} →
+    the message rendered against that run's stored payload, with warnings.
+
+    Sends the CSRF token in X-CSRFToken like any form post; renders only."""
+    try:
+        data = json.loads(request.body or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        run_id = int(data.get("run") or 0)
+        contact = _string_map(data.get("contact"), "contact")
+        embedded = _string_map(data.get("embedded_data"), "embedded_data")
+        message = _string_map(data.get("message"), "message")
+    except (ValueError, TypeError) as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    run = (
+        Run.objects.select_related("workflow", "notification").filter(pk=run_id).first()
+        if run_id
+        else None
+    )
+    if run is None:
+        return JsonResponse({"error": "choose a stored message (run) to preview with"}, status=404)
+    return JsonResponse(
+        message_preview(run=run, contact_map=contact, embedded_data_map=embedded, message=message)
+    )
+
+
+# --- Event test ----------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def workflow_event_test_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow.objects.select_related("event"), pk=workflow_id)
+    try:
+        result = workflow_event_test(workflow=workflow, user=request.user)
+    except NotOwnerError as error:
+        return HttpResponseForbidden(str(error))
+    except EventTestRefused as error:
+        messages.error(
+            request,
+            f"The endpoint refused the sample message: {error}. "
+            "It is listed under Deliveries, as Salesforce's messages are.",
+        )
+        return redirect("workflow-detail", workflow_id=workflow.pk)
+    messages.success(
+        request,
+        f"Sample message for record {result.record_id} went through the event URL's "
+        "endpoint; this is its run.",
+    )
+    return redirect("run-detail", run_id=result.run_id)

@@ -1,0 +1,234 @@
+"""Troubleshooting and report pages: "why not sent?", dry run and replay of a stored
+payload, and distribution reports with charts. Thin views over selectors/services."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_date
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from core.charts import Series, line_chart, stacked_bar_chart
+from distributions.models import Distribution, DistributionChannel
+from distributions.reports import (
+    METRICS,
+    default_period,
+    distribution_report,
+    rate,
+    report_recipients,
+)
+from surveys.selectors import survey_list_visible
+from xmflows import selectors
+from xmflows.dry_run import dry_run
+from xmflows.models import Run, Workflow
+from xmflows.services import can_operate, run_replay
+
+WHY_LIMIT = 50
+# Colours of the status series, fixed so a status looks the same in every chart.
+METRIC_COLORS = {
+    "sent": "#0969da",
+    "delivered": "#1a7f37",
+    "opened": "#8250df",
+    "started": "#bf8700",
+    "finished": "#0a7ea4",
+    "bounced": "#953800",
+    "failed": "#cf222e",
+    "skipped": "#6e7781",
+    "opted_out": "#bf3989",
+}
+CHANNEL_COLORS = {"email": "#0969da", "sms": "#1a7f37", "sms_survey": "#8250df"}
+
+
+@login_required
+def why_not_sent_page(request: HttpRequest) -> HttpResponse:
+    """From a Salesforce record id or an email address to the answer: each run of it,
+    newest first, with the exact reason nothing (or something) was sent, and refused
+    messages that mention it (those made no run)."""
+    search = (request.GET.get("q") or "").strip()[:254]
+    answers = []
+    rejected = []
+    if search:
+        runs = list(
+            selectors.runs_matching(
+                Run.objects.select_related("workflow", "notification"), search
+            ).order_by("-id")[:WHY_LIMIT]
+        )
+        explanations = selectors.run_explanations(runs)
+        answers = [{"run": run, "explanation": explanations[run.pk]} for run in runs]
+        rejected = selectors.rejected_deliveries_mentioning(search)
+    return render(
+        request,
+        "xmflows/why.html",
+        {"search": search, "answers": answers, "rejected": rejected, "limit": WHY_LIMIT},
+    )
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = selectors.run_detail(run_id=run_id)
+    if run is None:
+        raise Http404("no such run")
+    return run
+
+
+@login_required
+def run_dry_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    """What the workflow as it is now would do with this run's payload; sends nothing."""
+    run = _run_or_404(run_id)
+    result = dry_run(run=run)
+    return render(
+        request,
+        "xmflows/dry_run.html",
+        {
+            "run": run,
+            "result": result,
+            "fields": sorted((run.notification.payload.get("fields") or {}).items()),
+            "can_operate": can_operate(workflow=run.workflow, user=request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def run_replay_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
+    if not can_operate(workflow=run.workflow, user=request.user):
+        return HttpResponseForbidden("only the workflow's owner or a staff member can replay a run")
+    replay = run_replay(run=run)
+    messages.success(
+        request, f"Replay of run #{run.pk} queued as this run, with the workflow as it is now."
+    )
+    return redirect("run-detail", run_id=replay.pk)
+
+
+# --- Distribution reports -----------------------------------------------------------
+
+
+def _id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return parse_date(value or "") if value else None
+    except ValueError:
+        return None
+
+
+@login_required
+def distribution_report_page(request: HttpRequest) -> HttpResponse:
+    """Counts and rates per day by status and by channel, for a survey, a workflow or
+    all the surveys the user may see, as charts (inline SVG) and tables, with the
+    history CSV downloads of CONTRACT.md §6."""
+    params = request.GET
+    visible_surveys = survey_list_visible(user=request.user).order_by("name")
+    survey_id = _id(params.get("survey"))
+    survey = visible_surveys.filter(pk=survey_id).first() if survey_id else None
+    if survey_id and survey is None:
+        return HttpResponseForbidden("you do not have access to this survey")
+    workflow_id = _id(params.get("workflow"))
+    workflow = Workflow.objects.filter(pk=workflow_id).first() if workflow_id else None
+    channel = params.get("channel") or ""
+    default_since, default_until = default_period()
+    since = _day(params.get("since")) or default_since
+    until = _day(params.get("until")) or default_until
+    recipients = report_recipients(
+        user=request.user,
+        survey_id=survey.pk if survey else None,
+        workflow_id=workflow.pk if workflow else None,
+        channel=channel or None,
+    )
+    report = distribution_report(recipients=recipients, since=since, until=until)
+    labels = [day.strftime("%m-%d") for day in report.days]
+    channel_labels = dict(DistributionChannel.choices)
+    charts = {
+        "counts": line_chart(
+            title="Lines per day by status (by the day the line was created)",
+            x_labels=labels,
+            series=[
+                Series(metric.label, report.series(metric.key), METRIC_COLORS[metric.key])
+                for metric in METRICS
+            ],
+        ),
+        "rates": line_chart(
+            title="Rates per day (delivered … bounced: % of sent; the others: % of lines)",
+            x_labels=labels,
+            series=[
+                Series(metric.label, report.rate_series(metric), METRIC_COLORS[metric.key])
+                for metric in METRICS
+            ],
+            percent=True,
+        ),
+        "channels": stacked_bar_chart(
+            title="Lines per day by channel",
+            x_labels=labels,
+            series=[
+                Series(channel_labels.get(code, code), values, CHANNEL_COLORS.get(code, ""))
+                for code, values in report.lines_by_day_and_channel.items()
+            ],
+        ),
+    }
+    totals = [
+        {"metric": metric, "count": report.totals[metric.key], "rate": rate(report.totals, metric)}
+        for metric in METRICS
+    ]
+    channels = [
+        {
+            "label": channel_labels.get(code, code),
+            "lines": counts["lines"],
+            "metrics": [
+                {"count": counts[metric.key], "rate": rate(counts, metric)} for metric in METRICS
+            ],
+        }
+        for code, counts in sorted(report.by_channel.items())
+    ]
+    days = [
+        {
+            "day": day,
+            "lines": report.by_day[day]["lines"],
+            "metrics": [report.by_day[day][metric.key] for metric in METRICS],
+        }
+        for day in reversed(report.days)
+        if report.by_day[day]["lines"]
+    ]
+    workflow_distributions = (
+        list(
+            Distribution.objects.filter(
+                workflow_id=workflow.pk, survey__in=visible_surveys.values("pk")
+            )
+            .select_related("survey")
+            .order_by("-id")[:20]
+        )
+        if workflow
+        else []
+    )
+    workflow_surveys = (
+        visible_surveys.filter(distributions__workflow_id=workflow.pk).distinct()
+        if workflow
+        else []
+    )
+    return render(
+        request,
+        "reports/distributions.html",
+        {
+            "report": report,
+            # Markup built and escaped by core.charts.
+            "charts": {name: mark_safe(svg) for name, svg in charts.items()},  # noqa: S308
+            "totals": totals,
+            "channels": channels,
+            "days": days,
+            "metrics": METRICS,
+            "surveys": visible_surveys,
+            "survey": survey,
+            "workflows": Workflow.objects.order_by("name").only("id", "name"),
+            "workflow": workflow,
+            "channel": channel,
+            "channel_choices": DistributionChannel.choices,
+            "workflow_distributions": workflow_distributions,
+            "workflow_surveys": workflow_surveys,
+        },
+    )
