@@ -20,6 +20,7 @@ from anymail.exceptions import AnymailError, AnymailInvalidAddress, AnymailRecip
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.module_loading import import_string
+from urllib3.exceptions import ProtocolError
 
 from distributions.channels import SendError, SendResult
 
@@ -129,12 +130,21 @@ def classify_error(error: BaseException) -> SendError:
 
 
 def _is_read_timeout(error: BaseException) -> bool:
-    # ConnectTimeout means the request never reached the provider: safe to retry.
-    return any(
-        isinstance(candidate, requests.ReadTimeout)
-        for candidate in (error, error.__cause__)
-        if candidate is not None
-    )
+    """The request reached the provider but no answer came back: a read timeout, or
+    the connection dropped after sending ("Connection aborted."). A connect timeout or
+    a refused connection never reached it, so those stay safe to retry."""
+    for candidate in (error, error.__cause__):
+        if candidate is None:
+            continue
+        if isinstance(candidate, requests.ReadTimeout):
+            return True
+        if isinstance(candidate, requests.ConnectionError) and not isinstance(
+            candidate, requests.ConnectTimeout
+        ):
+            reason = candidate.args[0] if candidate.args else None
+            if isinstance(reason, ProtocolError):
+                return True
+    return False
 
 
 def _is_network_problem(error: BaseException) -> bool:

@@ -9,7 +9,7 @@ every message it accepted, per address, so a test can count sends at the provide
 `ScriptedEsp.script(address, "503", "timeout", ...)` sets what the next calls for
 that address do; once the script is used up, calls succeed. "accepted-timeout"
 accepts the message and then fails with a read timeout, as a provider that answers
-too late does.
+too late does; "accepted-disconnect" accepts it and drops the connection unanswered.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from http.client import RemoteDisconnected
 
 import requests
 from anymail.exceptions import AnymailRecipientsRefused, AnymailRequestsAPIError
 from anymail.message import AnymailRecipientStatus, AnymailStatus
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 PROVIDER = "FakeESP"
 # HTTP answers a provider gives, with the message it puts in its JSON body.
@@ -96,8 +98,15 @@ class ScriptedEsp(BaseEmailBackend):
                     requests.exceptions.ConnectTimeout("Connection to api.fake-esp timed out")
                 )
             if behaviour == "refused":
+                # As requests raises it: the connection was never made.
                 raise _network_error(
-                    requests.exceptions.ConnectionError("Connection refused by api.fake-esp")
+                    requests.exceptions.ConnectionError(
+                        MaxRetryError(
+                            None,  # type: ignore[arg-type]
+                            "/email",
+                            NewConnectionError(None, "[Errno 111] Connection refused"),
+                        )
+                    )
                 )
             if behaviour == "recipient-refused":
                 raise AnymailRecipientsRefused(
@@ -111,5 +120,16 @@ class ScriptedEsp(BaseEmailBackend):
             message.anymail_status = status
             if behaviour == "accepted-timeout":
                 raise _network_error(requests.exceptions.ReadTimeout("Read timed out (30 s)"))
+            if behaviour == "accepted-disconnect":
+                # What requests raises when the server closes the connection after
+                # reading the request, before answering.
+                raise _network_error(
+                    requests.exceptions.ConnectionError(
+                        ProtocolError(
+                            "Connection aborted.",
+                            RemoteDisconnected("Remote end closed connection without response"),
+                        )
+                    )
+                )
             sent += 1
         return sent

@@ -272,3 +272,19 @@ def test_twilio_failures_are_retried_with_back_off_then_fail_with_its_message(
         lost=0,
         duplicated=sum(max(0, count - 1) for count in accepted.values()),
     )
+
+
+def test_provider_that_accepts_then_drops_the_connection_is_not_sent_twice(client, esp, clock):
+    """Like a read timeout: the request was sent whole, so it may have been taken."""
+    demo = seed_demo()
+    address = demo_address(1, "dropped")
+    esp.script(address, "accepted-disconnect")
+    body = message([demo_notification(1, "dropped")])
+    client.post(demo_path(demo), body, content_type="text/xml; charset=utf-8")
+    line = Recipient.objects.get()
+    if line.next_attempt_at:
+        clock(line.next_attempt_at + timedelta(seconds=1))
+        sweep_due()
+    assert esp.accepted[address] == 1
+    line.refresh_from_db()
+    assert line.error.startswith("send outcome unknown")

@@ -1,0 +1,82 @@
+"""A run job sends the emails its runs created itself, within a budget; nothing is lost.
+
+config.queueing.collect_jobs keeps the jobs enqueued while runs execute (once their
+transaction commits) and xmflows.jobs.execute_runs runs them right after, instead of
+one queued job per email. Past the budget, or when one raises, they go to the broker.
+"""
+
+import pytest
+from django_q.models import OrmQ
+
+from config import queueing
+from distributions.models import OutboxMessage, Recipient
+from tests.distributions.builders import make_distribution_workflow
+from tests.factories import case_notification, post_soap
+from tests.soap_builders import build_outbound_message
+from xmflows import jobs
+from xmflows.models import Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def queued_runs(client, admin_user, real_broker, monkeypatch, settings):
+    """Three runs of an emailing workflow, queued through the ORM broker, not run."""
+    from django_q.conf import Conf
+
+    settings.EMAIL_BACKEND = "distributions.backends.OutboxEmailBackend"
+    monkeypatch.setattr(Conf, "ORM", "default")
+    workflow = make_distribution_workflow(owner=admin_user)
+    notifications = [
+        case_notification(n, ContactEmail=f"job{n}@example.org", First_Name__c="Ada",
+                          Last_Name__c="Lovelace", CaseNumber=f"{n:08d}")
+        for n in range(3)
+    ]  # fmt: skip
+    assert post_soap(client, workflow, build_outbound_message(notifications)).status_code == 200
+    OrmQ.objects.all().delete()  # the run job itself is called directly below
+    return list(Run.objects.order_by("id").values_list("id", flat=True))
+
+
+def test_the_run_job_sends_its_emails_without_queueing_them(queued_runs):
+    assert jobs.execute_runs(queued_runs) == {"succeeded": 3}
+    assert OutboxMessage.objects.count() == 3
+    assert set(Recipient.objects.values_list("status", flat=True)) == {"sent"}
+    assert not OrmQ.objects.exists(), "no job per email"
+
+
+def test_past_the_budget_the_rest_are_queued(queued_runs, monkeypatch):
+    monkeypatch.setattr(jobs, "FOLLOW_UP_BUDGET_SECONDS", -1.0)
+    jobs.execute_runs(queued_runs)
+    assert OutboxMessage.objects.count() == 0
+    assert OrmQ.objects.count() == 3  # one send job per line, for any worker
+    assert set(Recipient.objects.values_list("status", flat=True)) == {"pending"}
+
+
+def test_a_follow_up_that_raises_is_queued_for_the_broker_to_retry(queued_runs, monkeypatch):
+    from distributions import jobs as distribution_jobs
+
+    real_send = distribution_jobs.send_recipient
+    calls = []
+
+    def flaky(recipient_id):
+        calls.append(recipient_id)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return real_send(recipient_id)
+
+    monkeypatch.setattr(distribution_jobs, "send_recipient", flaky)
+    jobs.execute_runs(queued_runs)
+    assert OutboxMessage.objects.count() == 2
+    assert OrmQ.objects.count() == 1
+
+
+def test_jobs_of_a_rolled_back_transaction_are_dropped():
+    from django.db import transaction
+
+    with queueing.collect_jobs() as collected:
+        with transaction.atomic():
+            queueing.enqueue("math.floor", 1.5)
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            queueing.enqueue("math.ceil", 1.5)
+    assert collected == [("math.ceil", (1.5,), {})]
