@@ -24,6 +24,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
+from urllib3.exceptions import ProtocolError
 
 from distributions.channels.sms import OutgoingSms, SmsBackend, SmsSendError
 
@@ -115,6 +116,13 @@ def classify_error(error: BaseException) -> SmsSendError:
         return _from_status(status, error.code, message)
     if any(
         isinstance(candidate, requests.ReadTimeout)
+        or (
+            # "Connection aborted.": Twilio closed the connection after the request.
+            isinstance(candidate, requests.ConnectionError)
+            and not isinstance(candidate, requests.ConnectTimeout)
+            and bool(candidate.args)
+            and isinstance(candidate.args[0], ProtocolError)
+        )
         for candidate in (error, error.__cause__, error.__context__)
         if candidate is not None
     ):
