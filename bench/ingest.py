@@ -534,12 +534,21 @@ def main() -> int:
             clients=clients,
             rate=half_rate,
         )
+        # The same paced load on the floor view: how much of our p99 the machine itself
+        # (loopback, scheduler, the clients beside the server) would give anyway.
+        floor_paced = bench.run(
+            f"floor view, open loop {half_rate:.0f}/s",
+            duration=duration,
+            clients=clients,
+            rate=half_rate,
+            floor=True,
+        )
         batch = bench.run(
             "(b) 100 notif, closed loop", notifications=100, duration=duration, clients=clients
         )
         server.stop()
         print("\nphases:")
-        for phase in (floor, saturation, paced, batch):
+        for phase in (floor, saturation, paced, floor_paced, batch):
             print(phase.line())
             for sample in phase.error_samples:
                 print(f"      {sample}")

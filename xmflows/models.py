@@ -90,8 +90,14 @@ class Delivery(models.Model):
     """One HTTP POST the Salesforce endpoint received, accepted or not."""
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: delivery_workflow_recent starts with it (fewer writes per POST).
     workflow = models.ForeignKey(
-        Workflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Workflow,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+        db_index=False,
     )
     outcome = models.CharField(max_length=10, choices=DeliveryOutcome.choices)
     reason = models.TextField(blank=True)
@@ -122,7 +128,10 @@ class Delivery(models.Model):
 class Notification(models.Model):
     """A Salesforce notification, stored once per event however often it is delivered."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="notifications")
+    # No index of its own: the unique constraint (event, notification_id) starts with it.
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     notification_id = models.CharField(max_length=40)
     delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT, related_name="notifications")
     received_at = models.DateTimeField(auto_now_add=True)
@@ -156,7 +165,10 @@ class RunTrigger(models.TextChoices):
 
 
 class Run(models.Model):
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    # No index of its own: run_workflow_recent and run_workflow_status_recent start with it.
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(
         max_length=12, choices=RunTrigger.choices, default=RunTrigger.SALESFORCE

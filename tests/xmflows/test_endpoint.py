@@ -4,7 +4,7 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -565,17 +565,19 @@ def test_deduplication_is_per_event(client, admin_user):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("model", [Notification, Run])
-def test_storage_failure_answers_a_server_fault_and_keeps_nothing(
-    client, admin_user, monkeypatch, model
-):
+def test_storage_failure_answers_a_server_fault_and_keeps_nothing(client, admin_user, model):
     workflow = make_workflow(owner=admin_user)
     body = fixture_bytes("salesforce/case_batch_3.xml")
 
-    def broken_bulk_create(*args, **kwargs):
-        raise OperationalError("disk I/O error")
+    table = model._meta.db_table
 
-    with monkeypatch.context() as patch:
-        patch.setattr(model.objects, "bulk_create", broken_bulk_create)
+    def broken_insert(execute, sql, params, many, context):
+        # The database itself fails the insert, after the delivery row was written.
+        if sql.lstrip().upper().startswith(f'INSERT INTO "{table.upper()}"'):
+            raise OperationalError("disk I/O error")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(broken_insert):
         response = post_soap(client, workflow, body)
     delivery = assert_rejected(
         response, "could not store the message", code="Server", workflow=workflow

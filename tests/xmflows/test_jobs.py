@@ -80,3 +80,30 @@ def test_jobs_of_a_rolled_back_transaction_are_dropped():
         with transaction.atomic():
             queueing.enqueue("math.ceil", 1.5)
     assert collected == [("math.ceil", (1.5,), {})]
+
+
+def test_enqueue_many_writes_the_packages_async_task_would(real_broker, monkeypatch):
+    """The endpoint queues its runs in one insert; the rows must be exactly what the
+    cluster expects from async_task (signed package, key, lock), and commit or roll
+    back with the caller's transaction."""
+    from django.db import transaction
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.signing import SignedPackage
+
+    monkeypatch.setattr(Conf, "ORM", "default")
+    with transaction.atomic():
+        queueing.enqueue_many("math.floor", [(1.5,), (2.5,)])
+        transaction.set_rollback(True)
+    assert not OrmQ.objects.exists()
+
+    with transaction.atomic():
+        queueing.enqueue_many("math.floor", [(n + 0.5,) for n in range(301)])
+    rows = list(OrmQ.objects.order_by("id"))
+    assert len(rows) == 301  # two statements: 300 rows, then one
+    assert {row.key for row in rows} == {get_broker().list_key} == {Conf.CLUSTER_NAME}
+    tasks = [SignedPackage.loads(row.payload) for row in rows]
+    assert [task["args"] for task in tasks] == [(n + 0.5,) for n in range(301)]
+    assert {task["func"] for task in tasks} == {"math.floor"}
+    assert len({task["id"] for task in tasks}) == 301
+    assert all(task["kwargs"] == {} and task["name"] for task in tasks)
