@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 
 from contacts.models import Contact
+from core.job_memo import memoized
 from distributions.models import FrequencyRule, FrequencyScope, MessageKind, Recipient
 
 
@@ -41,7 +42,18 @@ def window_start(*, now: datetime, period_days: int) -> datetime:
 def rules_for(
     *, directory_id: int | None, mailing_list_id: int | None, survey_id: int | None
 ) -> list[FrequencyRule]:
-    """The enabled rules that apply to a send, broadest scope first."""
+    """The enabled rules that apply to a send, broadest scope first (read once per job)."""
+    return memoized(
+        ("frequency_rules", directory_id, mailing_list_id, survey_id),
+        lambda: _rules_for(
+            directory_id=directory_id, mailing_list_id=mailing_list_id, survey_id=survey_id
+        ),
+    )
+
+
+def _rules_for(
+    *, directory_id: int | None, mailing_list_id: int | None, survey_id: int | None
+) -> list[FrequencyRule]:
     scopes = Q(pk__in=[])
     if directory_id is not None:
         scopes |= Q(scope=FrequencyScope.DIRECTORY, directory_id=directory_id)

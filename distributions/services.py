@@ -22,6 +22,7 @@ from django.utils import timezone
 from config.queueing import enqueue
 from contacts.models import Contact
 from contacts.services import contact_set_opt_out
+from core.job_memo import memoized
 from distributions.channels import SendError
 from distributions.channels import email as email_channel
 from distributions.channels import sms as sms_channel
@@ -62,7 +63,10 @@ def sender_is_verified(*, address: str) -> bool:
     if "@" not in address:
         return False
     domain = "@" + address.rsplit("@", 1)[1]
-    return VerifiedSender.objects.filter(address__in=[address, domain], verified=True).exists()
+    return memoized(
+        ("verified_sender", address),
+        VerifiedSender.objects.filter(address__in=[address, domain], verified=True).exists,
+    )
 
 
 def suppression_find(*, address: str) -> EmailSuppression | None:

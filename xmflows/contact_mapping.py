@@ -1,9 +1,11 @@
 """Contact field mapping shared by the task types that save a contact (add_to_directory,
 distribute_survey): config validation, rendering with piped text, saving."""
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from rest_framework import serializers
 
 from contacts.exceptions import ContactError
@@ -14,6 +16,7 @@ from contacts.services import (
     clean_contact_values,
     contact_upsert,
 )
+from core.job_memo import memoized, recall, remember
 from core.piped_text import render
 from xmflows.task_types.base import TaskContext, TaskError
 
@@ -106,7 +109,10 @@ def validate_mailing_list_id(value: int) -> int:
 
 def load_mailing_list(mailing_list_id: Any) -> MailingList:
     mailing_list = (
-        MailingList.objects.select_related("directory").filter(pk=mailing_list_id).first()
+        memoized(
+            ("mailing_list", int(mailing_list_id)),
+            MailingList.objects.select_related("directory").filter(pk=mailing_list_id).first,
+        )
         if isinstance(mailing_list_id, int) or str(mailing_list_id).isdigit()
         else None
     )
@@ -205,6 +211,31 @@ def save_contact_from_mapping(
         require_phone=require_phone,
         directory=mailing_list.directory,
     )
+    # An earlier task of this run (the demo: "add to directory", then "distribute")
+    # may have saved exactly this in this job and committed: upserting again would
+    # change nothing, so the contact is only read back, fresh (opt-outs are current).
+    saved_key = (
+        "contact_saved",
+        ctx.run_id,
+        mailing_list.pk,
+        tuple(sorted(values.items())),
+        tuple(sorted(embedded.items())),
+    )
+    saved = recall(saved_key)
+    if saved is not None:
+        contact_id, upsert_warnings = saved
+        contact = Contact.objects.filter(pk=contact_id).first()
+        if contact is not None:
+            ctx.state["contact_id"] = contact.pk
+            ctx.state["mailing_list_id"] = mailing_list.pk
+            return ContactSaveResult(
+                contact=contact,
+                created=False,
+                changed_fields=[],
+                warnings=_unique([*warnings, *upsert_warnings]),
+                rendered=values,
+                embedded_data=embedded,
+            )
     try:
         result = contact_upsert(
             directory=mailing_list.directory,
@@ -216,6 +247,11 @@ def save_contact_from_mapping(
         raise TaskError(error.message, output={"warnings": warnings}) from error
     ctx.state["contact_id"] = result.contact.pk
     ctx.state["mailing_list_id"] = mailing_list.pk
+    # Remembered only once the task's transaction commits: a task that fails after
+    # this point rolls the contact back, and the next one must upsert it again.
+    transaction.on_commit(
+        functools.partial(remember, saved_key, (result.contact.pk, list(result.warnings)))
+    )
     return ContactSaveResult(
         contact=result.contact,
         created=result.created,

@@ -9,6 +9,7 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from core.job_memo import memoized
 from core.piped_text import render
 from xmflows import task_types
 from xmflows.conditions import ConditionError, evaluate_conditions
@@ -88,7 +89,11 @@ def run_execute(*, run_id: int) -> str | None:
         _finish(run, RunStatus.SKIPPED, result.reason, email=_mapped_email(run, ctx))
         return RunStatus.SKIPPED
     failures: list[str] = []
-    tasks = list(run.workflow.tasks.order_by("position"))
+    # The workflow's definition, read once per job (core.job_memo).
+    tasks = memoized(
+        ("workflow_tasks", run.workflow_id),
+        lambda: list(run.workflow.tasks.order_by("position")),
+    )
     # One read for the verdicts of earlier attempts; a task run seen for the first time
     # is inserted together with the task's own writes (_execute_task), not before it:
     # two write transactions fewer per task, which SQLite's single writer feels.

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.queueing import collect_jobs, run_collected
+from core.job_memo import job_memo
 from xmflows.engine import run_execute
 from xmflows.intake import enqueue_runs
 from xmflows.models import Run, RunStatus
@@ -29,15 +30,19 @@ def execute_runs(run_ids: list[int]) -> dict[str, int]:
     per run (see config.queueing.collect_jobs and bench/pipeline.py).
     """
     done: dict[str, int] = {}
-    with collect_jobs() as follow_ups:
-        for run_id in run_ids:
-            try:
-                status = run_execute(run_id=run_id) or "unchanged"
-            except Exception:
-                logger.exception("run %s could not be executed; the sweeper will try again", run_id)
-                status = "error"
-            done[status] = done.get(status, 0) + 1
-    run_collected(follow_ups, budget_seconds=FOLLOW_UP_BUDGET_SECONDS)
+    # One memory of the settings rows (lists, surveys, rules) for the runs and their sends.
+    with job_memo():
+        with collect_jobs() as follow_ups:
+            for run_id in run_ids:
+                try:
+                    status = run_execute(run_id=run_id) or "unchanged"
+                except Exception:
+                    logger.exception(
+                        "run %s could not be executed; the sweeper will try again", run_id
+                    )
+                    status = "error"
+                done[status] = done.get(status, 0) + 1
+        run_collected(follow_ups, budget_seconds=FOLLOW_UP_BUDGET_SECONDS)
     return done
 
 

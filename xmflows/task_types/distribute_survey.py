@@ -30,6 +30,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from contacts.selectors import contact_match
+from core.job_memo import memoized
 from core.piped_text import RenderContext, render
 from distributions.campaign import reminder_first_due
 from distributions.channels.email import html_to_text
@@ -231,7 +232,10 @@ class DistributeSurvey(TaskType):
 
     def _survey(self) -> Survey:
         survey_id = self.config.get("survey")
-        survey = Survey.objects.select_related("owner").filter(pk=survey_id).first()
+        survey = memoized(
+            ("survey", str(survey_id)),
+            Survey.objects.select_related("owner").filter(pk=survey_id).first,
+        )
         if survey is None:
             raise TaskError(f"survey {survey_id} does not exist")
         return survey
@@ -241,7 +245,9 @@ class DistributeSurvey(TaskType):
             raise TaskError(f"channel '{self.channel}' is not available yet")
         if survey.status != SurveyStatus.ACTIVE:
             raise TaskError("survey is not active")
-        owner = get_user_model().objects.filter(pk=ctx.owner_id).first()
+        owner = memoized(
+            ("user", ctx.owner_id), get_user_model().objects.filter(pk=ctx.owner_id).first
+        )
         if not survey_can_distribute(survey=survey, user=owner):
             who = owner.get_username() if owner else f"user {ctx.owner_id}"
             raise TaskError(
