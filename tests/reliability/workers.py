@@ -1,9 +1,9 @@
-"""Real `manage.py qcluster` worker processes on the test database, for fault tests.
+"""Real `manage.py qcluster` worker processes on the test database.
 
-Unlike tests/xmflows/test_broker.py's fixture, a cluster here runs in a process group
-of its own, so a test can SIGKILL all of it at once (sentinel, pusher, monitor and
-workers: what a machine that loses power or an OOM kill does), and it is given extra
-environment (a slow email backend, a short stuck-run timeout).
+Used by the fault tests and by tests/xmflows/test_broker.py. A cluster runs in a
+process group of its own, so a test can SIGKILL all of it at once (sentinel, pusher,
+monitor and workers: what a machine that loses power or an OOM kill does), and it
+can be given extra environment (a slow email backend, a short stuck-run timeout).
 """
 
 from __future__ import annotations

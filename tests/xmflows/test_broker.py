@@ -1,17 +1,10 @@
 """Runs reach a real `manage.py qcluster` worker through the real broker (ORM, and Redis)."""
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
@@ -19,6 +12,7 @@ from django_q.tasks import async_task
 
 from tests.conftest import fixture_bytes, using_redis
 from tests.factories import make_workflow, post_soap
+from tests.reliability.workers import Cluster, worker_database_url
 from xmflows import intake
 from xmflows.models import Run
 
@@ -33,14 +27,6 @@ BROKERS = [
         marks=pytest.mark.skipif(not using_redis(), reason="REDIS_URL is not set"),
     ),
 ]
-
-
-def worker_database_url() -> str:
-    """A DATABASE_URL that points a subprocess at this test run's database."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{name}"
-    return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
 
 
 @pytest.fixture(params=BROKERS)
@@ -68,41 +54,25 @@ def broker(request, real_broker, monkeypatch):
 @pytest.fixture
 def start_worker(broker, tmp_path):
     """Start `manage.py qcluster` on this test database; stop it with SIGINT afterwards."""
-    processes: list[tuple[subprocess.Popen, Path]] = []
+    clusters: list[Cluster] = []
 
-    def start() -> subprocess.Popen:
-        log = tmp_path / f"qcluster-{len(processes)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=settings.BASE_DIR,
-                env=broker,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append((process, log))
-        return process
+    def start() -> Cluster:
+        cluster = Cluster(broker, tmp_path / f"qcluster-{len(clusters)}.log")
+        clusters.append(cluster)
+        return cluster
 
     yield start
-    for process, log in processes:
-        if process.poll() is None:
-            # One SIGINT, as Ctrl-C would send; a second signal can hang django-q2's
-            # shutdown (PITFALLS.md 13).
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                pytest.fail(f"qcluster did not stop on SIGINT:\n{log.read_text()[-3000:]}")
+    for cluster in clusters:
+        if not cluster.stop():
+            pytest.fail(f"qcluster did not stop on SIGINT:\n{cluster.log_tail()}")
 
 
-def wait_for(predicate, worker: subprocess.Popen, what: str) -> None:
+def wait_for(predicate, worker: Cluster, what: str) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if predicate():
             return
-        assert worker.poll() is None, f"qcluster exited with {worker.returncode}"
+        assert worker.alive(), f"qcluster exited:\n{worker.log_tail()}"
         time.sleep(0.5)
     pytest.fail(f"timed out after {WAIT_SECONDS}s waiting for {what}")
 
