@@ -392,19 +392,27 @@ def twilio_status_record(*, params: Mapping[str, str], line_id: str | None) -> D
 
 
 def webhook_rejection_record(
-    *, webhook: str, reason: str, url: str, remote_addr: str, params: Mapping[str, Any]
+    *,
+    webhook: str,
+    reason: str,
+    url: str,
+    remote_addr: str,
+    params: Mapping[str, Any],
+    provider: str = TWILIO,
+    status: int = 403,
 ) -> DeliveryEvent:
-    """A refused Twilio webhook (bad or missing signature), kept as a delivery event of
-    type "rejected" so admins see forged or misconfigured calls."""
+    """A refused provider webhook (Twilio's bad or missing signature, an email webhook
+    of a provider we do not use), kept as a delivery event of type "rejected" so admins
+    see forged or misconfigured calls."""
     kept = {str(key)[:100]: str(value)[:300] for key, value in list(params.items())[:40]}
     return DeliveryEvent.objects.create(
-        provider=TWILIO,
+        provider=provider[:40],
         # Unique per refusal: a forged request is recorded each time it comes.
         event_id=f"rejected:{uuid.uuid4().hex}",
         event_type="rejected",
         message_id=str(params.get("MessageSid") or "")[:255],
         occurred_at=timezone.now(),
         reason=reason[:5000],
-        outcome=f"rejected with HTTP 403 ({webhook} webhook)",
+        outcome=f"rejected with HTTP {status} ({webhook} webhook)",
         raw={"webhook": webhook, "url": url, "remote_addr": remote_addr, "params": kept},
     )

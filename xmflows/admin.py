@@ -67,6 +67,7 @@ class RunAdmin(admin.ModelAdmin):
         "attempts",
         "next_attempt_at",
         "enqueued_at",
+        "retried_at",
         "input_payload",
     ]
     exclude = ["state"]

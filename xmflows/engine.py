@@ -184,7 +184,8 @@ def _retry_later(run: Run, task_run: TaskRun, message: str) -> str:
     now = timezone.now()
     window = timedelta(seconds=settings.XMFLOWS_RETRY_WINDOW_SECONDS)
     next_at = now + backoff(task_run.attempts)
-    if next_at > run.created_at + window:
+    # Measured from the run's creation, or from a manual retry (services.run_retry).
+    if next_at > (run.retried_at or run.created_at) + window:
         return _fail_task(
             task_run, f"gave up after {task_run.attempts} attempts over {window}: {message}"
         )

@@ -51,6 +51,8 @@ class IntakeResult:
     body: bytes
     delivery_id: int | None = None
     run_ids: tuple[int, ...] = ()
+    # Why a fault was answered (the faultstring), for the endpoint's own log line.
+    reason: str = ""
 
 
 def redact_session_id(body: bytes) -> bytes:
@@ -95,7 +97,7 @@ def _reject(
     except DatabaseError:
         # The fault still goes back; when the database is down there is nothing to record to.
         logger.exception("could not record a rejected delivery (%s)", reason)
-    return IntakeResult(status=status, body=fault, delivery_id=delivery_id)
+    return IntakeResult(status=status, body=fault, delivery_id=delivery_id, reason=reason)
 
 
 def delivery_receive(
@@ -119,11 +121,9 @@ def delivery_receive(
         event = _listener(token)
     except DatabaseError:
         logger.exception("database unavailable while looking up an event token")
+        reason = "xmflows could not reach its database; retry later"
         return IntakeResult(
-            status=500,
-            body=soap.build_fault(
-                code="Server", message="xmflows could not reach its database; retry later"
-            ),
+            status=500, body=soap.build_fault(code="Server", message=reason), reason=reason
         )
     if event is None:
         return _reject(

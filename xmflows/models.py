@@ -186,6 +186,9 @@ class Run(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Last time the run was handed to the queue; the sweeper re-enqueues stale ones.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Last time someone retried the failed run by hand: temporary failures are retried
+    # for XMFLOWS_RETRY_WINDOW_SECONDS from then, as from created_at before.
+    retried_at = models.DateTimeField(null=True, blank=True)
     # What earlier tasks left for later ones (contact id, transaction id), so a run
     # resumed after a crash or a retry continues where it stopped.
     state = models.JSONField(default=dict, blank=True)

@@ -138,7 +138,18 @@ def run_retry(*, run: Run) -> Run:
     run.finished_at = None
     run.next_attempt_at = None
     run.enqueued_at = timezone.now()
-    run.save(update_fields=["status", "reason", "finished_at", "next_attempt_at", "enqueued_at"])
+    # A fresh retry window: the failure may have come long after the run was created.
+    run.retried_at = run.enqueued_at
+    run.save(
+        update_fields=[
+            "status",
+            "reason",
+            "finished_at",
+            "next_attempt_at",
+            "enqueued_at",
+            "retried_at",
+        ]
+    )
     enqueue_runs([run.pk])
     return run
 

@@ -1,6 +1,7 @@
 """The Salesforce endpoint and the health checks: thin views over the services."""
 
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.db import connection
@@ -8,7 +9,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from xmflows import soap
-from xmflows.intake import delivery_receive
+from xmflows.intake import IntakeResult, delivery_receive
+
+logger = logging.getLogger(__name__)
 
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 
@@ -64,7 +67,26 @@ def salesforce_outbound_message(request: HttpRequest, token: str) -> HttpRespons
         remote_addr=client_address(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
-    return HttpResponse(result.body, status=result.status, content_type=SOAP_CONTENT_TYPE)
+    response = HttpResponse(result.body, status=result.status, content_type=SOAP_CONTENT_TYPE)
+    if result.status >= 400:
+        _log_fault(result, response)
+    return response
+
+
+def _log_fault(result: IntakeResult, response: HttpResponse) -> None:
+    """One warning per fault, instead of Django's "Internal Server Error" at ERROR.
+
+    Faults answer HTTP 500 on purpose (Salesforce retries only those), so Django's
+    request log would report every refused message as a crash, and the event token
+    with it (the path). A storage failure is our own: intake logs it at ERROR with
+    its traceback, once; this line adds which delivery it was.
+    """
+    delivery = f"delivery {result.delivery_id}" if result.delivery_id else "unrecorded delivery"
+    # Reasons may quote the message: escaped as Django escapes what it logs.
+    reason = (result.reason or "no reason recorded").encode("unicode_escape").decode("ascii")
+    logger.warning("SOAP fault for Salesforce %s (HTTP %d): %s", delivery, result.status, reason)
+    # django.utils.log.log_response skips a response marked as already logged.
+    response._has_been_logged = True
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

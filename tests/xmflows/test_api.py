@@ -423,6 +423,7 @@ def test_retry_a_failed_run(
     assert response.json()["id"] == run.pk
     run.refresh_from_db()
     assert run.status == "succeeded"
+    assert run.retried_at is not None  # temporary failures get a fresh retry window
     assert task_probe.count("b") == 2
     body = api_client.get(f"/api/v1/runs/{run.pk}/").json()
     assert body["tasks"][0]["status"] == "succeeded"

@@ -1,6 +1,7 @@
 """The Salesforce endpoint over HTTP: Ack and Faults, stored runs, refusals, redelivery."""
 
 import io
+import logging
 
 import pytest
 from django.core.management import call_command
@@ -346,6 +347,54 @@ def test_another_organization_is_refused(client, admin_user):
     assert not Run.objects.exists()
 
 
+def endpoint_log(caplog) -> tuple[list, list]:
+    """Django's request log lines, and the endpoint's own."""
+    django_lines = [record for record in caplog.records if record.name == "django.request"]
+    ours = [record for record in caplog.records if record.name == "xmflows.views"]
+    return django_lines, ours
+
+
+@pytest.mark.django_db
+def test_a_refused_message_is_one_warning_not_a_django_server_error(client, admin_user, caplog):
+    workflow = make_workflow(
+        owner=admin_user,
+        event={
+            "type": "salesforce_outbound_message",
+            "object": "Case",
+            "organization_id": "00D000000000001",
+        },
+    )
+    response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    delivery = assert_rejected(response, "wrong organization", workflow=workflow)
+    django_lines, ours = endpoint_log(caplog)
+    # The 500 is deliberate (Salesforce retries only those): not "Internal Server Error".
+    assert django_lines == []
+    (line,) = ours
+    assert line.levelname == "WARNING"
+    assert line.getMessage() == (
+        f"SOAP fault for Salesforce delivery {delivery.pk} (HTTP 500): {delivery.reason}"
+    )
+    assert "wrong organization" in line.getMessage()
+    # The event URL is a bearer secret: the line names the delivery, not the path.
+    assert workflow.event.token not in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_unknown_event_url_is_one_warning(client, caplog):
+    response = post_soap(
+        client, "/events/salesforce/not-a-real-token/", fixture_bytes("salesforce/case_closed.xml")
+    )
+    delivery = assert_rejected(response, "unknown event URL", status=404, workflow=None)
+    django_lines, ours = endpoint_log(caplog)
+    assert django_lines == []
+    assert [(line.levelname, line.getMessage()) for line in ours] == [
+        (
+            "WARNING",
+            f"SOAP fault for Salesforce delivery {delivery.pk} (HTTP 404): {delivery.reason}",
+        )
+    ]
+
+
 @pytest.mark.django_db
 def test_wrong_object_is_refused(client, admin_user):
     workflow = make_workflow(
@@ -565,7 +614,9 @@ def test_deduplication_is_per_event(client, admin_user):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("model", [Notification, Run])
-def test_storage_failure_answers_a_server_fault_and_keeps_nothing(client, admin_user, model):
+def test_storage_failure_answers_a_server_fault_and_keeps_nothing(
+    client, admin_user, model, caplog
+):
     workflow = make_workflow(owner=admin_user)
     body = fixture_bytes("salesforce/case_batch_3.xml")
 
@@ -583,6 +634,14 @@ def test_storage_failure_answers_a_server_fault_and_keeps_nothing(client, admin_
         response, "could not store the message", code="Server", workflow=workflow
     )
     assert "OperationalError" in delivery.reason
+    # Our failure: logged at ERROR once (with its traceback), not again by Django.
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in errors] == ["could not store an outbound message"]
+    django_lines, ours = endpoint_log(caplog)
+    assert django_lines == []
+    assert [line.getMessage() for line in ours] == [
+        f"SOAP fault for Salesforce delivery {delivery.pk} (HTTP 500): {delivery.reason}"
+    ]
     assert not Notification.objects.exists()
     assert not Run.objects.exists()
     assert Delivery.objects.count() == 1

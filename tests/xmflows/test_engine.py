@@ -404,6 +404,56 @@ def test_run_retry_after_a_stop_runs_the_failed_and_the_not_run_tasks(
     assert run.state == {"trail": ["a", "b", "c"]}
 
 
+def test_a_manual_retry_of_an_old_run_starts_a_fresh_retry_window(
+    client, owner, task_probe, move_time, django_capture_on_commit_callbacks
+):
+    workflow = make_workflow(owner=owner, tasks=[probe_task("a")])
+    task_probe.plan("a", "fail", "temporary")
+    (run,) = deliver(client, workflow, case_notification(1))
+    assert run.status == "failed"
+    # Noticed and retried two days later, long after the 24-hour window of its creation.
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_retry(run=run)
+    run.refresh_from_db()
+    # The retry failed temporarily: it waits and tries again, it does not give up.
+    assert run.status == "queued"
+    assert run.next_attempt_at is not None
+    assert run.next_attempt_at > timezone.now()
+    assert run.retried_at is not None
+    (task_run,) = run.task_runs.all()
+    assert task_run.status == "waiting_retry"
+    move_time(timedelta(minutes=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep() == 1
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert task_probe.count("a") == 3
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["never-retried", "retried-long-ago"])
+def test_an_automatic_retry_past_the_window_still_gives_up(
+    client, owner, task_probe, move_time, django_capture_on_commit_callbacks, retried
+):
+    workflow = make_workflow(owner=owner, tasks=[probe_task("a")])
+    task_probe.plan("a", "temporary", "temporary")
+    (run,) = deliver(client, workflow, case_notification(1))
+    assert run.status == "queued"
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Run.objects.filter(pk=run.pk).update(
+        created_at=two_days_ago, retried_at=two_days_ago if retried else None
+    )
+    move_time(timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep() == 1
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.next_attempt_at is None
+    (task_run,) = run.task_runs.all()
+    assert task_run.status == "failed"
+    assert task_run.error.startswith("gave up after 2 attempts over 1 day, 0:00:00")
+
+
 # --- telling the owner ----------------------------------------------------------------
 
 
