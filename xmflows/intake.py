@@ -263,23 +263,21 @@ def _insert_sql(
 
 
 def _insert_returning(
-    cursor,
-    table: str,
-    columns: tuple[str, ...],
-    rows: list,
-    *,
-    returning: str,
-    ignore_conflicts: bool = False,
+    cursor, table: str, rows: list[dict], *, returning: str, ignore_conflicts: bool = False
 ) -> list[tuple]:
-    """INSERT many rows in few statements and return `returning` for the rows inserted
-    (a row ignored on conflict returns nothing). Both SQLite (3.35+) and PostgreSQL
-    support INSERT ... ON CONFLICT DO NOTHING RETURNING."""
+    """INSERT rows (dicts of column: value, all with the same columns) in few statements
+    and return `returning` for the rows inserted (a row ignored on conflict returns
+    nothing). Both SQLite (3.35+) and PostgreSQL support INSERT ... ON CONFLICT DO
+    NOTHING RETURNING."""
+    if not rows:
+        return []
+    columns = tuple(rows[0])
     returned: list[tuple] = []
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
         cursor.execute(
             _insert_sql(connection.vendor, table, columns, len(chunk), ignore_conflicts, returning),
-            [value for row in chunk for value in row],
+            [value for row in chunk for value in row.values()],
         )
         returned.extend(cursor.fetchall())
     return returned
@@ -294,8 +292,9 @@ def _store(
     Plain SQL rather than the ORM: this is the request Salesforce waits on, and the
     ORM's per-row work (model instances, compiled inserts, a read-back of the new
     notifications) cost more than the database writes themselves (bench/ingest.py).
-    The columns are the models' own; tests/xmflows/test_endpoint.py reads the rows
-    back through the ORM.
+    The columns are the models' own; every NOT NULL one is given (Django declares no
+    database defaults);
+    tests/xmflows/test_endpoint.py reads the rows back through the ORM.
     """
     unique: dict[str, soap.Notification] = {}
     for notification in message.notifications:
@@ -303,107 +302,69 @@ def _store(
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
     json_value = ops.adapt_json_value  # what JSONField.get_db_prep_save ends in
-    object_types = ",".join(sorted({n.object_type for n in message.notifications}))[:100]
+    delivery = {
+        "received_at": now,
+        "workflow_id": event.workflow_id,
+        "outcome": DeliveryOutcome.ACCEPTED.value,
+        "reason": "",
+        "fault_code": "",
+        "http_status": 200,
+        "notification_count": len(message.notifications),
+        "duplicate_count": 0,
+        "remote_addr": meta["remote_addr"],
+        "user_agent": meta["user_agent"],
+        "body_bytes": meta["body_bytes"],
+        "organization_id": message.organization_id[:18],
+        "object_type": ",".join(sorted({n.object_type for n in message.notifications}))[:100],
+        "body_excerpt": "",
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         ((delivery_id,),) = _insert_returning(
-            cursor,
-            Delivery._meta.db_table,
-            (
-                "received_at",
-                "workflow_id",
-                "outcome",
-                "reason",
-                "fault_code",
-                "http_status",
-                "notification_count",
-                "duplicate_count",
-                "remote_addr",
-                "user_agent",
-                "body_bytes",
-                "organization_id",
-                "object_type",
-                "body_excerpt",
-            ),
-            [
-                (
-                    now,
-                    event.workflow_id,
-                    DeliveryOutcome.ACCEPTED.value,
-                    "",
-                    "",
-                    200,
-                    len(message.notifications),
-                    0,
-                    meta["remote_addr"],
-                    meta["user_agent"],
-                    meta["body_bytes"],
-                    message.organization_id[:18],
-                    object_types,
-                    "",
-                )
-            ],
-            returning="id",
+            cursor, Delivery._meta.db_table, [delivery], returning="id"
         )
+        notifications = [
+            {
+                "event_id": event.id,
+                "notification_id": n.notification_id,
+                "delivery_id": delivery_id,
+                "received_at": now,
+                "record_id": (n.record_id or "")[:40],
+                "payload": json_value(notification_payload(message, n), None),
+            }
+            for n in unique.values()
+        ]
         # The unique constraint (event, notification_id) decides which notifications are
         # new, also when the same one arrives on two connections at once: the loser's
         # insert is ignored, so it returns no row and creates no run.
         new = _insert_returning(
             cursor,
             Notification._meta.db_table,
-            ("event_id", "notification_id", "delivery_id", "received_at", "record_id", "payload"),
-            [
-                (
-                    event.id,
-                    n.notification_id,
-                    delivery_id,
-                    now,
-                    (n.record_id or "")[:40],
-                    json_value(notification_payload(message, n), None),
-                )
-                for n in unique.values()
-            ],
+            notifications,
             returning="id, record_id",
             ignore_conflicts=True,
         )
         new.sort()
         empty_state = json_value({}, None)
+        runs = [
+            {
+                "workflow_id": event.workflow_id,
+                "notification_id": notification_pk,
+                "trigger": str(trigger),
+                "status": RunStatus.QUEUED.value,
+                "reason": "",
+                "record_id": record_id,
+                "email": "",
+                "created_at": now,
+                "attempts": 0,
+                "enqueued_at": now,
+                "state": empty_state,
+            }
+            for notification_pk, record_id in new
+        ]
         run_ids = tuple(
             sorted(
                 run_id
-                for (run_id,) in _insert_returning(
-                    cursor,
-                    Run._meta.db_table,
-                    (
-                        "workflow_id",
-                        "notification_id",
-                        "trigger",
-                        "status",
-                        "reason",
-                        "record_id",
-                        "email",
-                        "created_at",
-                        "attempts",
-                        "enqueued_at",
-                        "state",
-                    ),
-                    [
-                        (
-                            event.workflow_id,
-                            notification_pk,
-                            str(trigger),
-                            RunStatus.QUEUED.value,
-                            "",
-                            record_id,
-                            "",
-                            now,
-                            0,
-                            now,
-                            empty_state,
-                        )
-                        for notification_pk, record_id in new
-                    ],
-                    returning="id",
-                )
+                for (run_id,) in _insert_returning(cursor, Run._meta.db_table, runs, returning="id")
             )
         )
         duplicates = len(message.notifications) - len(new)

@@ -330,10 +330,10 @@ def test_organization_restricted_to_18_characters_accepts_the_15_character_id(cl
     assert_ack(post_soap(client, workflow, fixture_bytes("salesforce/session_id.xml")))
 
 
-@pytest.mark.django_db
-def test_another_organization_is_refused(client, admin_user):
+def post_to_another_organization(client, owner) -> tuple:
+    """The Case sample POSTed to a workflow that accepts only another organization."""
     workflow = make_workflow(
-        owner=admin_user,
+        owner=owner,
         event={
             "type": "salesforce_outbound_message",
             "object": "Case",
@@ -341,7 +341,12 @@ def test_another_organization_is_refused(client, admin_user):
         },
     )
     response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
-    delivery = assert_rejected(response, "wrong organization", workflow=workflow)
+    return workflow, assert_rejected(response, "wrong organization", workflow=workflow)
+
+
+@pytest.mark.django_db
+def test_another_organization_is_refused(client, admin_user):
+    _workflow, delivery = post_to_another_organization(client, admin_user)
     assert DEFAULT_ORG_ID in delivery.reason
     assert delivery.organization_id == DEFAULT_ORG_ID
     assert not Run.objects.exists()
@@ -356,16 +361,7 @@ def endpoint_log(caplog) -> tuple[list, list]:
 
 @pytest.mark.django_db
 def test_a_refused_message_is_one_warning_not_a_django_server_error(client, admin_user, caplog):
-    workflow = make_workflow(
-        owner=admin_user,
-        event={
-            "type": "salesforce_outbound_message",
-            "object": "Case",
-            "organization_id": "00D000000000001",
-        },
-    )
-    response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
-    delivery = assert_rejected(response, "wrong organization", workflow=workflow)
+    workflow, delivery = post_to_another_organization(client, admin_user)
     django_lines, ours = endpoint_log(caplog)
     # The 500 is deliberate (Salesforce retries only those): not "Internal Server Error".
     assert django_lines == []
