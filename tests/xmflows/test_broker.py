@@ -1,70 +1,21 @@
 """Runs reach a real `manage.py qcluster` worker through the real broker (ORM, and Redis)."""
 
-import os
 import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.conf import Conf
 from django_q.tasks import async_task
 
-from tests.conftest import fixture_bytes, using_redis
+from tests.conftest import fixture_bytes
 from tests.factories import make_workflow, post_soap
-from tests.reliability.workers import Cluster, worker_database_url
+from tests.reliability.workers import Cluster
 from xmflows import intake
 from xmflows.models import Run
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 WAIT_SECONDS = 60
-BROKERS = [
-    pytest.param("orm", id="orm"),
-    pytest.param(
-        "redis",
-        id="redis",
-        marks=pytest.mark.skipif(not using_redis(), reason="REDIS_URL is not set"),
-    ),
-]
-
-
-@pytest.fixture(params=BROKERS)
-def broker(request, real_broker, monkeypatch):
-    """Enqueue through the chosen broker; yields the worker's environment."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": worker_database_url(),
-        "XMFLOWS_WORKERS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if request.param == "orm":
-        monkeypatch.setattr(Conf, "ORM", "default")
-        env.pop("REDIS_URL", None)
-    else:
-        monkeypatch.setattr(Conf, "ORM", None)
-        monkeypatch.setattr(Conf, "REDIS", os.environ["REDIS_URL"])
-    # Jobs left over from another run of this suite would only add noise.
-    get_broker().purge_queue()
-    yield env
-    get_broker().purge_queue()
-
-
-@pytest.fixture
-def start_worker(broker, tmp_path):
-    """Start `manage.py qcluster` on this test database; stop it with SIGINT afterwards."""
-    clusters: list[Cluster] = []
-
-    def start() -> Cluster:
-        cluster = Cluster(broker, tmp_path / f"qcluster-{len(clusters)}.log")
-        clusters.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in clusters:
-        if not cluster.stop():
-            pytest.fail(f"qcluster did not stop on SIGINT:\n{cluster.log_tail()}")
 
 
 def wait_for(predicate, worker: Cluster, what: str) -> None:
@@ -77,14 +28,14 @@ def wait_for(predicate, worker: Cluster, what: str) -> None:
     pytest.fail(f"timed out after {WAIT_SECONDS}s waiting for {what}")
 
 
-def test_worker_executes_runs_posted_to_the_endpoint(client, admin_user, start_worker):
+def test_worker_executes_runs_posted_to_the_endpoint(client, admin_user, start_cluster):
     workflow = make_workflow(owner=admin_user)
     response = post_soap(client, workflow, fixture_bytes("salesforce/case_batch_3.xml"))
     assert response.status_code == 200
     # Acknowledged with the work still queued: nothing ran in the request.
     assert sorted(Run.objects.values_list("status", flat=True)) == ["queued"] * 3
 
-    worker = start_worker()
+    worker = start_cluster(XMFLOWS_WORKERS="1")
     wait_for(
         lambda: Run.objects.filter(status="succeeded").count() == 3,
         worker,
@@ -95,7 +46,7 @@ def test_worker_executes_runs_posted_to_the_endpoint(client, admin_user, start_w
 
 
 def test_sweeper_reenqueues_a_lost_run_through_the_broker(
-    client, admin_user, start_worker, monkeypatch, settings
+    client, admin_user, start_cluster, monkeypatch, settings
 ):
     workflow = make_workflow(owner=admin_user)
     # The job is lost between commit and enqueue (a crash, or Redis losing it).
@@ -108,7 +59,7 @@ def test_sweeper_reenqueues_a_lost_run_through_the_broker(
     stale = timezone.now() - timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS + 60)
     Run.objects.filter(pk=run.pk).update(enqueued_at=stale)
 
-    worker = start_worker()
+    worker = start_cluster(XMFLOWS_WORKERS="1")
     time.sleep(3)
     run.refresh_from_db()
     assert run.status == "queued", "nothing should run a job that was never queued"
