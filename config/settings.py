@@ -147,6 +147,9 @@ else:
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+if TESTING:
+    # Test users need no slow key stretching; a suite creates hundreds of them.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/admin/login/"
 LOGIN_REDIRECT_URL = "/workflows/"
 
