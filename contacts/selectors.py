@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from django.db.models import Count, Prefetch, QuerySet, Value
+from django.db.models import BooleanField, Case, Count, Prefetch, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 
 from contacts.models import Contact, Directory, MailingList, Transaction
@@ -36,16 +36,33 @@ def contact_match(
 ) -> Contact | None:
     """The contact `values` identify in `directory` by its ordered, case-insensitive
     rules; by phone only when no email and no external data reference is given."""
-    for key in match_keys(directory):
-        value = values.get(key) or ""
-        if not value:
-            continue
-        queryset = contacts_with_key(directory, key, value)
+    keys = [key for key in match_keys(directory) if values.get(key)]
+    if keys:
+        # One query for every rule: each key is unique in a directory, so at most one
+        # candidate per rule comes back, flagged with the rules it matches (compared
+        # by the database, which folds case as its unique indexes do).
+        matches = Q()
+        flags = {}
+        for key in keys:
+            condition = ~Q(**{key: ""}) & Q(**{f"{key}_folded": Lower(Value(values[key]))})
+            matches |= condition
+            flags[f"matches_{key}"] = Case(
+                When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+            )
+        queryset = (
+            Contact.objects.filter(directory=directory)
+            .alias(**{f"{key}_folded": Lower(key) for key in keys})
+            .filter(matches)
+            .annotate(**flags)
+            .order_by("pk")
+        )
         if lock:
             queryset = queryset.select_for_update()
-        contact = queryset.order_by("pk").first()
-        if contact is not None:
-            return contact
+        candidates = list(queryset)
+        for key in keys:
+            for contact in candidates:
+                if getattr(contact, f"matches_{key}"):
+                    return contact
     phone = values.get("phone") or ""
     if phone and not any(values.get(key) for key in MATCH_KEYS):
         # An SMS-only contact has nothing else to be recognised by. Phone numbers are

@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from distributions.frequency import frequency_skip_reason
-from distributions.models import Distribution, MessageKind, Recipient, RecipientStatus
-from surveys.models import SurveyLink
+from distributions.models import MessageKind, Recipient, RecipientStatus
 
 REMINDER_NOT_STARTED = "not_started"
 REMINDER_NOT_FINISHED = "not_finished"
@@ -56,29 +55,18 @@ def _follow_up_settings(line: Recipient) -> dict[str, Any]:
     return settings if isinstance(settings, dict) else {}
 
 
-def _link_expires_at(link_id: int | None) -> datetime | None:
-    if link_id is None:
-        return None
-    return SurveyLink.objects.filter(pk=link_id).values_list("expires_at", flat=True).first()
-
-
 def send_time_skip_reason(line: Recipient, *, now: datetime) -> str | None:
     """The campaign reason not to send `line` now, or None. Runs inside recipient_send's
-    transaction, with the line locked."""
+    transaction, with the line locked (and its link and distribution read with it)."""
     if line.kind == MessageKind.INVITATION:
-        expires_at = _link_expires_at(line.link_id)
+        expires_at = line.link.expires_at if line.link_id is not None else None
         if expires_at is not None and expires_at <= now:
             # A send delayed past its link's expiry would invite to a dead page.
             return f"the survey link expired on {expires_at:%Y-%m-%d %H:%M} UTC before the send"
-        mailing_list_id = (
-            Distribution.objects.filter(pk=line.distribution_id)
-            .values_list("mailing_list_id", flat=True)
-            .first()
-        )
         return frequency_skip_reason(
             contact_id=line.contact_id,
             directory_id=line.contact.directory_id if line.contact is not None else None,
-            mailing_list_id=mailing_list_id,
+            mailing_list_id=line.distribution.mailing_list_id,
             survey_id=line.survey_id,
             now=now,
             exclude_line_id=line.pk,

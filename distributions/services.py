@@ -291,7 +291,7 @@ def recipient_send(*, recipient_id: int) -> str:
     with transaction.atomic():
         line = (
             Recipient.objects.select_for_update(of=("self",))
-            .select_related("survey", "contact", "message")
+            .select_related("survey", "contact", "message", "link", "distribution")
             .filter(pk=recipient_id)
             .first()
         )

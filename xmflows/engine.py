@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.job_memo import memoized
@@ -27,29 +28,24 @@ def backoff(attempt: int) -> timedelta:
 
 
 def _claim(run_id: int) -> Run | None:
-    """Mark the run running, unless it is finished, waiting, or running elsewhere."""
+    """Mark the run running, unless it is finished, waiting, or running elsewhere.
+
+    One conditional UPDATE decides, so two workers given the same run cannot both
+    claim it (the database re-checks the condition under its row lock), and SQLite's
+    single writer is held for one statement instead of a read-then-write transaction.
+    """
     now = timezone.now()
-    with transaction.atomic():
-        run = (
-            Run.objects.select_for_update()
-            .select_related("workflow", "notification")
-            .filter(pk=run_id)
-            .first()
-        )
-        if run is None or run.status in FINISHED:
-            return None
-        stuck_after = timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS)
-        running_elsewhere = run.status == RunStatus.RUNNING and run.started_at
-        if running_elsewhere and run.started_at > now - stuck_after:
-            return None
-        if run.next_attempt_at and run.next_attempt_at > now:
-            return None
-        run.status = RunStatus.RUNNING
-        run.started_at = now
-        run.attempts += 1
-        run.next_attempt_at = None
-        run.save(update_fields=["status", "started_at", "attempts", "next_attempt_at"])
-        return run
+    stuck_since = now - timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS)
+    claimable = Q(status=RunStatus.QUEUED) | (
+        Q(status=RunStatus.RUNNING) & (Q(started_at__isnull=True) | Q(started_at__lte=stuck_since))
+    )
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimed = Run.objects.filter(claimable & due, pk=run_id).update(
+        status=RunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, next_attempt_at=None
+    )
+    if not claimed:
+        return None
+    return Run.objects.select_related("workflow", "notification").get(pk=run_id)
 
 
 def context_for(run: Run, *, dry_run: bool = False) -> TaskContext:
@@ -94,10 +90,16 @@ def run_execute(*, run_id: int) -> str | None:
         ("workflow_tasks", run.workflow_id),
         lambda: list(run.workflow.tasks.order_by("position")),
     )
-    # One read for the verdicts of earlier attempts; a task run seen for the first time
-    # is inserted together with the task's own writes (_execute_task), not before it:
-    # two write transactions fewer per task, which SQLite's single writer feels.
-    task_runs = {task_run.position: task_run for task_run in run.task_runs.all()}
+    # One read for the verdicts of earlier attempts (task runs exist only once a claim
+    # has counted an attempt, so a first attempt has none to read); a task run seen for
+    # the first time is inserted together with the task's own writes (_execute_task),
+    # not before it: two write transactions fewer per task, which SQLite's single
+    # writer feels.
+    task_runs = (
+        {task_run.position: task_run for task_run in run.task_runs.all()}
+        if run.attempts > 1
+        else {}
+    )
     for index, task in enumerate(tasks):
         task_run = task_runs.get(task.position) or TaskRun(
             run=run, position=task.position, type=task.type
