@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
+from uuid import uuid4
 
 from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
-from django_q.humanhash import uuid
 from django_q.models import OrmQ
 from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
@@ -74,9 +74,10 @@ def enqueue_many(func: str, args_list: Sequence[tuple]) -> None:
     now = timezone.now()
     key = Conf.CLUSTER_NAME  # the ORM broker's queue name (its list_key)
     packages = []
+    short = func.rsplit(".", 1)[-1]
     for args in args_list:
-        name, task_id = uuid()
-        task = {"id": task_id, "name": name, "func": func, "args": tuple(args)}
+        # A name that says what the job is (the queue admin lists it), not a humanhash.
+        task = {"id": uuid4().hex, "name": job_name(short, args), "func": func, "args": tuple(args)}
         if Conf.CACHED:
             task["cached"] = Conf.CACHED
         if Conf.ACK_FAILURES:
@@ -98,6 +99,15 @@ def enqueue_many(func: str, args_list: Sequence[tuple]) -> None:
             chunk = packages[start : start + 300]
             params = [value for package in chunk for value in (key, package, lock)]
             cursor.execute(insert + ", ".join(["(%s, %s, %s)"] * len(chunk)), params)
+
+
+def job_name(short_func: str, args: tuple) -> str:
+    """`execute_runs(20 ids: 101 … 120)` for one list of ids, else `func(args)`; 100
+    characters at most (django-q2's Task.name)."""
+    if len(args) == 1 and isinstance(args[0], list) and len(args[0]) > 1:
+        ids = args[0]
+        return f"{short_func}({len(ids)} ids: {ids[0]} … {ids[-1]})"[:100]
+    return f"{short_func}{tuple(args)!r}"[:100]
 
 
 @contextmanager

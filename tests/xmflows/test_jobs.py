@@ -106,4 +106,13 @@ def test_enqueue_many_writes_the_packages_async_task_would(real_broker, monkeypa
     assert [task["args"] for task in tasks] == [(n + 0.5,) for n in range(301)]
     assert {task["func"] for task in tasks} == {"math.floor"}
     assert len({task["id"] for task in tasks}) == 301
-    assert all(task["kwargs"] == {} and task["name"] for task in tasks)
+    assert all(task["kwargs"] == {} for task in tasks)
+    assert tasks[0]["name"] == "floor(0.5,)"
+
+
+def test_queued_jobs_are_named_after_what_they_do():
+    assert queueing.job_name("execute_runs", ([101, 102, 120],)) == (
+        "execute_runs(3 ids: 101 … 120)"
+    )
+    assert queueing.job_name("execute_runs", ([7],)) == "execute_runs([7],)"
+    assert len(queueing.job_name("f", ("x" * 500,))) == 100
