@@ -381,3 +381,41 @@ def test_manual_create_and_update_refuse_duplicates():
     contact_update(contact=other, values={"phone": ""})
     other.refresh_from_db()
     assert other.phone == ""
+
+
+@pytest.mark.django_db
+def test_the_first_rule_wins_even_over_an_older_contact():
+    directory = make_directory(match_rules=["email", "external_data_reference"])
+    older = make_contact(directory=directory, email="", external_data_reference="REF-9")
+    newer = make_contact(directory=directory, email="b@example.org", external_data_reference="")
+    found = contact_find(
+        directory=directory, email="B@example.org", external_data_reference="ref-9"
+    )
+    assert found.pk == newer.pk != older.pk
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(using_postgres(), reason="reads SQLite's query plan")
+def test_the_contact_look_up_searches_the_unique_indexes():
+    # Every run that saves a contact makes this look-up: a scan of the directory would
+    # make intake-to-survey time grow with the directory.
+    directory = make_directory()
+    make_contact(directory=directory, email="c@example.org", external_data_reference="REF-3")
+    with connection.execute_wrapper(_capture := _Capture()):
+        contact_find(directory=directory, email="c@example.org", external_data_reference="x")
+    ((sql, params),) = _capture.queries
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "contact_email_unique_in_directory" in plan, plan
+    assert "contact_extref_unique_in_directory" in plan, plan
+    assert "SCAN" not in plan, plan
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, tuple]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.queries.append((sql, params))
+        return execute(sql, params, many, context)
