@@ -274,3 +274,25 @@ def test_event_test_button_and_message_preview(page, demo_data):
     frame = card.frame_locator("[data-preview-output] iframe")
     assert "Take the survey" in frame.locator("body").inner_text()
     screenshot(page, "12-builder-preview")
+
+
+def test_a_respondent_answers_the_survey_from_the_invitation(page, site, demo_data):
+    # The whole loop in a real browser: Salesforce posts, the invitation goes out, the
+    # respondent opens the personal link and submits (CSRF and referrer policy included).
+    from surveys.models import Response
+
+    workflow = demo_workflow(demo_data)
+    assert b"<Ack>true</Ack>" in post_sample(workflow.event.url)
+    line = Recipient.objects.get()
+    link = f"{site}/s/{line.link.token}/"
+    assert link in OutboxMessage.objects.get().body
+    page.goto(link)
+    page.check("input[type=radio][value='9']")
+    page.fill("textarea", "Quick and kind.")
+    page.click("button[value=finish]")
+    page.wait_for_selector("h1:has-text('Thank you')")
+    screenshot(page, "07-respondent-thank-you")
+    response = Response.objects.get()
+    assert response.finished_at is not None
+    line.refresh_from_db()
+    assert line.status == "finished"
