@@ -105,7 +105,9 @@ class UTCStamp(Func):
         return self.as_sql(
             compiler,
             connection,
-            template="strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', %(expressions)s)",
+            # %%%% leaves %% in the SQL, which the backend (and DEBUG's query log,
+            # which formats the SQL with its parameters) reads as one literal %.
+            template="strftime('%%%%Y-%%%%m-%%%%dT%%%%H:%%%%M:%%%%SZ', %(expressions)s)",
             **extra_context,
         )
 

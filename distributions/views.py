@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
@@ -83,6 +85,12 @@ def _stream_csv(rows, filename: str) -> StreamingHttpResponse:
     # Streamed from a database cursor through a one-row buffer: memory stays flat for
     # a million rows (PITFALLS.md 9). Served by WSGI: under ASGI Django would read
     # this synchronous iterator whole before sending it.
+    # The query runs here, before the response starts: a database error is an HTTP 500
+    # (and a logged traceback), not a 200 whose file silently stops after its header.
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is not None:
+        rows = chain([first], rows)
     chunks = csv_chunks(rows, survey_link_prefix=survey_link_prefix())
     response = StreamingHttpResponse(chunks, content_type=CSV_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -237,3 +237,34 @@ def test_until_as_a_bare_date_includes_that_whole_day():
     assert parse_moment("2026-11-27T10:00:00Z", upper=True) == datetime(
         2026, 11, 27, 10, tzinfo=UTC
     )
+
+
+def test_the_csv_is_whole_with_the_query_log_on(admin_user, survey, distribution):
+    # DEBUG (./run.sh) logs every query by formatting its SQL with its parameters: a
+    # literal % in the SQL once cut every download after its header.
+    from django.db import connection
+
+    sent = datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
+    _line(distribution, sent_at=sent)
+    connection.force_debug_cursor = True
+    try:
+        rows = _rows(_client(admin_user).get(f"/surveys/{survey.pk}/distribution-history.csv"))
+    finally:
+        connection.force_debug_cursor = False
+    assert [row["Sent At"] for row in rows] == ["2026-11-27T10:00:01Z"]
+
+
+def test_a_query_that_fails_is_an_error_not_a_short_file(admin_user, survey, monkeypatch):
+    from django.db import DatabaseError
+
+    from distributions import views
+
+    def broken(**filters):
+        yield from ()
+        raise DatabaseError("disk I/O error")
+
+    monkeypatch.setattr(views, "history_rows", broken)
+    client = _client(admin_user)
+    client.raise_request_exception = False
+    response = client.get(f"/surveys/{survey.pk}/distribution-history.csv")
+    assert response.status_code == 500
