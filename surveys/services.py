@@ -552,7 +552,10 @@ def response_record_answers(*, link: SurveyLink, answers: dict, finish: bool) ->
         started_now = locked.started_at is None and bool(stored or finish)
         if started_now:
             locked.started_at = now
-        response.started_at = response.started_at or locked.started_at
+        if response.started_at is None and locked.started_at is not None:
+            # Started when the respondent opened the page, as the distribution line
+            # says (Survey Started), or, answering by SMS, with the first answer.
+            response.started_at = locked.opened_at or locked.started_at
         if finish:
             locked.finished_at = now
             response.finished_at = now

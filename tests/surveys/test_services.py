@@ -126,6 +126,17 @@ def test_partial_save_then_finish(received, django_capture_on_commit_callbacks):
     assert received == [("survey_started", link.pk), ("survey_finished", link.pk)]
 
 
+def test_a_response_started_when_its_page_was_opened():
+    # The distribution line turns "Survey Started" on opening; the response agrees.
+    survey = make_survey()
+    nps, _ = _ids(survey)
+    link = make_survey_link(survey=survey)
+    SurveyLink.objects.filter(pk=link.pk).update(opened_at=timezone.now() - timedelta(minutes=3))
+    link.refresh_from_db()
+    response = response_record_answers(link=link, answers={nps: 8}, finish=True)
+    assert response.started_at == link.opened_at < response.finished_at
+
+
 def test_signals_wait_for_the_commit(received, django_capture_on_commit_callbacks):
     survey = make_survey()
     nps, _ = _ids(survey)
