@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -35,7 +36,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/v1/", include(router.urls)),
+    # Namespaced: the pages use the same names (workflow-list, run-list …), and the
+    # API root must link to the API.
+    path("api/v1/", include((router.urls, "api"))),
+    # The admin's "View site" and a bare host name land on the workflows.
+    path("", RedirectView.as_view(pattern_name="workflow-list"), name="home"),
     path("", include("xmflows.urls")),
     path("", include("surveys.urls")),
     path("", include("distributions.urls")),

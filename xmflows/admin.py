@@ -1,6 +1,7 @@
 """Admin pages for workflows, runs and deliveries (raw data; reports come separately)."""
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from xmflows.models import Delivery, Event, Notification, Run, Task, TaskRun, Workflow
@@ -9,35 +10,83 @@ from xmflows.models import Delivery, Event, Notification, Run, Task, TaskRun, Wo
 class EventInline(admin.StackedInline):
     model = Event
     can_delete = False
-    readonly_fields = ["event_url"]
     fields = ["type", "object_name", "organization_id", "fields", "event_url"]
+    readonly_fields = fields
 
     @admin.display(description="Event URL (paste into Salesforce)")
     def event_url(self, obj: Event) -> str:
-        return obj.url if obj.pk else "saved with the workflow"
+        return obj.url if obj.pk else ""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class TaskInline(admin.TabularInline):
     model = Task
     extra = 0
+    can_delete = False
     fields = ["position", "type", "config"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
+    """Workflows as stored. They are built in the workflow builder, which validates a
+    definition as a whole; here only the owner may rename, switch on or off, or delete
+    one (the same rule as the API and the builder), and the event, conditions and tasks
+    are shown, not edited."""
+
     list_display = ["name", "owner", "enabled", "object_name", "created_at"]
     list_filter = ["enabled"]
     search_fields = ["name", "event__object_name"]
     inlines = [EventInline, TaskInline]
-    readonly_fields = ["created_at", "updated_at"]
+    fields = [
+        "name",
+        "enabled",
+        "on_failure",
+        "notify_owner_on_failure",
+        "owner",
+        "conditions",
+        "builder",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = ["owner", "conditions", "builder", "created_at", "updated_at"]
 
     @admin.display(description="Object")
     def object_name(self, obj: Workflow) -> str:
         event = getattr(obj, "event", None)
         return event.object_name if event else ""
 
+    @admin.display(description="Workflow builder")
+    def builder(self, obj: Workflow) -> str:
+        url = reverse("workflow-edit", args=[obj.pk])
+        return format_html('<a href="{}">Edit the event, conditions and tasks</a>', url)
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "event")
+
+    def has_add_permission(self, request) -> bool:
+        # New workflows come from the builder (or the API), which validate them.
+        return False
+
+    def _is_owner(self, request, obj) -> bool:
+        return obj is None or obj.owner_id == request.user.pk
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self._is_owner(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self._is_owner(request, obj)
+
+    def get_actions(self, request):
+        # Bulk delete would skip the owner check of each workflow.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 class TaskRunInline(admin.TabularInline):

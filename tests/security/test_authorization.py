@@ -80,6 +80,7 @@ EXPECTED: dict[str, tuple] = {
     "survey-distribution-history-csv": (401, 403, 200, 200, 403),
     # --- Pages (session only). Everyone signed in reads workflows and reports; the
     # owner alone edits; sharing decides a survey's Distributions tab.
+    "home": (302, 302, 302, 302, None),  # to the workflows, which sign in first
     "workflow-list-page": (L, 200, 200, 200, None),
     "workflow-create": (L, 200, 200, 200, None),
     "workflow-create-json": (L, 200, 200, 200, None),
@@ -130,6 +131,7 @@ READ_ONLY_ADMIN = {
     "delivery",
     "notification",
     "run",
+    "workflow",  # built in the workflow builder, which validates a definition
 }
 ADMIN_SITE_VIEWS: dict[str, tuple] = {
     "admin:index": (L, 200, 200, 200),
@@ -172,6 +174,8 @@ def admin_expected(case: UrlCase, world_has_object: bool) -> tuple:
         # A missing object: the admin says so and goes back to its index (history
         # checks existence before permissions).
         return (L, 302 if view == "history" else 403, 302 if view == "history" else 403, 302)
+    if model == "workflow" and view == "delete":
+        return (L, 403, 403, 403)  # the owner's alone, as in the API and the builder
     return (L, 403, 403, 200)
 
 

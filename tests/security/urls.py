@@ -42,7 +42,9 @@ def _walk(patterns, prefix: str, namespace: str, regex: str):
         piece = pattern.pattern.regex.pattern.removeprefix("^")
         if isinstance(pattern, URLResolver):
             inner = namespace
-            if pattern.namespace:
+            # The REST API's names are listed without their namespace ("api"):
+            # PAGE_ROUTES tells a page from the API route of the same name.
+            if pattern.namespace and pattern.namespace != "api":
                 inner = f"{namespace}:{pattern.namespace}" if namespace else pattern.namespace
             yield from _walk(
                 pattern.url_patterns, prefix + str(pattern.pattern), inner, regex + piece

@@ -92,6 +92,19 @@ def test_session_authentication(client, admin_user):
     assert response.json()["owner"] == "owner"
 
 
+def test_the_api_root_links_to_the_api_not_to_the_pages(api_client):
+    links = api_client.get("/api/v1/").json()
+    assert links["workflows"] == "http://testserver/api/v1/workflows/"
+    assert links["runs"] == "http://testserver/api/v1/runs/"
+    assert links["deliveries"] == "http://testserver/api/v1/deliveries/"
+    assert all("/api/v1/" in url for url in links.values()), links
+
+
+def test_the_site_root_leads_to_the_workflows(client):
+    response = client.get("/")
+    assert (response.status_code, response["Location"]) == (302, "/workflows/")
+
+
 @pytest.mark.parametrize(
     "path",
     ["/api/v1/workflows/", "/api/v1/runs/", "/api/v1/deliveries/", "/api/v1/workflows/1/"],
