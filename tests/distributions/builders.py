@@ -10,7 +10,7 @@ from django.test import Client
 from distributions.models import Recipient, VerifiedSender
 from surveys.models import Survey, SurveyStatus
 from surveys.services import survey_create
-from tests.factories import make_mailing_list, make_workflow, post_soap
+from tests.factories import make_contact, make_mailing_list, make_workflow, post_soap
 from tests.soap_builders import build_outbound_message
 from xmflows.models import Run, Workflow
 
@@ -121,3 +121,18 @@ def task_of(run: Run, position: int = 0):
 
 def only_line() -> Recipient:
     return Recipient.objects.get()
+
+
+def make_line(distribution, status: str = "sent", **values: Any) -> Recipient:
+    """A distribution line for a new contact, stored as given (no sending)."""
+    contact = values.pop("contact", None) or make_contact()
+    defaults: dict[str, Any] = {
+        "survey_id": distribution.survey_id,
+        "channel": distribution.channel,
+        "contact": contact,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "status": status,
+    }
+    return Recipient.objects.create(distribution=distribution, **{**defaults, **values})

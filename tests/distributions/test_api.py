@@ -3,25 +3,15 @@
 import pytest
 from rest_framework.test import APIClient
 
-from distributions.models import OutboxMessage, Recipient, VerifiedSender
+from distributions.models import OutboxMessage, VerifiedSender
 from distributions.services import distribution_create
-from tests.distributions.builders import make_distribution_workflow, make_survey, send_case
-from tests.factories import make_contact, make_user
-
-
-def _line(distribution, status: str, **values) -> Recipient:
-    contact = make_contact()
-    return Recipient.objects.create(
-        distribution=distribution,
-        survey_id=distribution.survey_id,
-        channel="email",
-        contact=contact,
-        email=contact.email,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        status=status,
-        **values,
-    )
+from tests.distributions.builders import (
+    make_distribution_workflow,
+    make_line,
+    make_survey,
+    send_case,
+)
+from tests.factories import make_user
 
 
 @pytest.mark.django_db
@@ -31,8 +21,8 @@ def test_distributions_list_counts_by_status_and_filters(api_client, admin_user)
     second = distribution_create(survey=survey, channel="email", workflow_run_id=6, workflow_id=8)
     other = distribution_create(survey=make_survey(owner=admin_user, name="B"), channel="email")
     for status in ["sent", "sent", "finished", "hard_bounce"]:
-        _line(first, status)
-    _line(second, "opted_out")
+        make_line(first, status)
+    make_line(second, "opted_out")
     body = api_client.get("/api/v1/distributions/", {"survey": survey.pk}).json()
     assert body["count"] == 2
     by_id = {item["id"]: item for item in body["results"]}
@@ -53,8 +43,8 @@ def test_distributions_list_counts_by_status_and_filters(api_client, admin_user)
 def test_recipient_rows_are_paginated_with_labels(api_client, admin_user):
     survey = make_survey(owner=admin_user)
     distribution = distribution_create(survey=survey, channel="email")
-    lines = [_line(distribution, "sent") for _ in range(3)]
-    _line(distribution, "failed", error="Bad or missing API token")
+    lines = [make_line(distribution, "sent") for _ in range(3)]
+    make_line(distribution, "failed", error="Bad or missing API token")
     body = api_client.get(f"/api/v1/distributions/{distribution.pk}/recipients/").json()
     assert body["count"] == 4
     assert [row["id"] for row in body["results"][:3]] == [line.pk for line in lines]

@@ -7,25 +7,16 @@ from django.utils import timezone
 
 from distributions.models import Recipient
 from distributions.services import distribution_create, duplicate_find
-from tests.distributions.builders import make_survey
-from tests.factories import make_contact, make_user
+from tests.distributions.builders import make_line, make_survey
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def _line(distribution, *, status: str, sent_hours_ago: float | None) -> Recipient:
-    contact = make_contact()
     sent_at = None if sent_hours_ago is None else timezone.now() - timedelta(hours=sent_hours_ago)
-    return Recipient.objects.create(
-        distribution=distribution,
-        survey_id=distribution.survey_id,
-        channel="email",
-        contact=contact,
-        email=contact.email,
-        to_address=contact.email,
-        status=status,
-        sent_at=sent_at,
-        message_hash=f"hash-{status}-{sent_hours_ago}",
+    return make_line(
+        distribution, status, sent_at=sent_at, message_hash=f"hash-{status}-{sent_hours_ago}"
     )
 
 
