@@ -582,3 +582,9 @@ def test_deleting_a_workflow_with_history_keeps_its_deliveries(api_client, admin
     (delivery,) = api_client.get("/api/v1/deliveries/").json()["results"]
     assert delivery["workflow"] is None
     assert delivery["notification_count"] == 3
+
+
+def test_browsers_find_a_favicon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in {"image/x-icon", "image/vnd.microsoft.icon"}
