@@ -110,3 +110,20 @@ def test_seed_demo_is_idempotent_and_reports_the_survey_and_sender():
         "mailing_list_id",
         "sender_email",
     }
+
+
+def test_seeding_again_keeps_the_admin_signed_in_and_a_changed_password():
+    # run.sh seeds on every start: that must not sign people out or undo a new password.
+    first = _seed()
+    client = Client()
+    assert client.login(username=first["admin_username"], password=first["admin_password"])
+    _seed()
+    assert client.get("/workflows/").status_code == 200
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.get(username=first["admin_username"])
+    admin.set_password("a-new-password-123")
+    admin.save()
+    _seed()
+    admin.refresh_from_db()
+    assert admin.check_password("a-new-password-123")

@@ -34,12 +34,15 @@ class Command(BaseCommand):
         password = _admin_password()
         with transaction.atomic():
             user_model = get_user_model()
-            admin, _ = user_model.objects.get_or_create(
+            admin, created = user_model.objects.get_or_create(
                 username=ADMIN_USERNAME,
                 defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
             )
             admin.is_staff = admin.is_superuser = admin.is_active = True
-            admin.set_password(password)
+            # Only a new admin gets the file's password: setting it again on every
+            # start would sign everyone out and undo a password changed since.
+            if created or not admin.has_usable_password():
+                admin.set_password(password)
             admin.save()
             token, _ = Token.objects.get_or_create(user=admin)
             demo = demo_seed(owner=admin)
