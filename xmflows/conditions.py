@@ -30,6 +30,9 @@ OPERATORS: tuple[str, ...] = (
 MATCH_MODES: tuple[str, ...] = ("all", "any")
 # These look only at the field, so a "value" is neither needed nor checked.
 _UNARY_OPERATORS = frozenset({"is_empty", "is_not_empty"})
+# A blank value would make these true for any field ("contains nothing") or compare
+# with nothing; "equals ''" stays allowed (is_empty says it better, but it is exact).
+_NEEDS_TEXT = frozenset({"contains", "greater_than", "less_than"})
 _RULE_KEYS = frozenset({"field", "op", "value"})
 _CONDITION_KEYS = frozenset({"match", "rules"})
 
@@ -65,11 +68,15 @@ class ConditionResult:
     details: tuple[dict[str, Any], ...] = ()
 
 
-def validate_conditions(conditions: Mapping[str, Any] | None) -> list[str]:
+def validate_conditions(
+    conditions: Mapping[str, Any] | None, *, new_definition: bool = True
+) -> list[str]:
     """Return one readable sentence per problem in ``conditions``; [] when valid.
 
     ``None`` and ``{}`` mean "no conditions". A missing ``match`` means "all",
-    so a hand-written definition with one rule needs nothing more.
+    so a hand-written definition with one rule needs nothing more. With
+    ``new_definition`` (saving), "contains", "greater_than" and "less_than" also need
+    a non-blank value; evaluating a stored workflow does not ask that.
     """
     if conditions is None:
         return []
@@ -88,11 +95,13 @@ def validate_conditions(conditions: Mapping[str, Any] | None) -> list[str]:
         problems.append("rules must be a list")
         return problems
     for number, rule in enumerate(rules, start=1):
-        problems.extend(f"rule {number}: {problem}" for problem in _rule_problems(rule))
+        problems.extend(
+            f"rule {number}: {problem}" for problem in _rule_problems(rule, new_definition)
+        )
     return problems
 
 
-def _rule_problems(rule: object) -> list[str]:
+def _rule_problems(rule: object, new_definition: bool) -> list[str]:
     if not isinstance(rule, Mapping):
         return ["must be an object with 'field', 'op' and 'value'"]
     problems: list[str] = []
@@ -110,7 +119,10 @@ def _rule_problems(rule: object) -> list[str]:
         problems.append(f"unknown operator '{op}'")
     elif op not in _UNARY_OPERATORS:
         value = rule.get("value")
-        if value is None:
+        blank = isinstance(value, str) and not value.strip()
+        # Only a definition being saved is held to it: a workflow saved before keeps
+        # running as it did rather than failing every run.
+        if value is None or (new_definition and op in _NEEDS_TEXT and blank):
             problems.append(f"value is required for '{op}'")
         elif not isinstance(value, str | int | float | bool):
             problems.append("value must be a string, a number or true/false")
@@ -126,7 +138,7 @@ def evaluate_conditions(
     actual value ``None``; the reason tells them apart. Raises
     ``ConditionError`` when the definition is invalid.
     """
-    problems = validate_conditions(conditions)
+    problems = validate_conditions(conditions, new_definition=False)
     if problems:
         raise ConditionError("; ".join(problems))
     rules = (conditions or {}).get("rules") or []

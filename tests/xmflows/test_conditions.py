@@ -329,6 +329,14 @@ def test_valid_definitions(conditions: dict | None) -> None:
             {"rules": [{"field": "A", "op": "contains"}]},
             ["rule 1: value is required for 'contains'"],
         ),
+        *[
+            (
+                {"rules": [{"field": "Amount", "op": op, "value": blank}]},
+                [f"rule 1: value is required for '{op}'"],
+            )
+            for op in ("contains", "greater_than", "less_than")
+            for blank in ("", "  ")
+        ],
         (
             {"rules": [{"field": "A", "op": "equals", "value": ["x"]}]},
             ["rule 1: value must be a string, a number or true/false"],
