@@ -13,6 +13,7 @@ from typing import Any
 from rest_framework import serializers
 
 from contacts.models import Contact, Directory
+from core.strict_serializer import StrictSerializer
 from distributions.send_checks import REMINDER_WHEN
 from distributions.working_hours import (
     DEFAULT_WORKING_HOURS,
@@ -51,7 +52,7 @@ def _template(max_length: int) -> serializers.CharField:
     )
 
 
-class FollowUpMessageSerializer(serializers.Serializer):
+class FollowUpMessageSerializer(StrictSerializer):
     """The texts of a follow-up: subject and body (email) or text (SMS), piped text
     rendered from the invitation's frozen snapshot."""
 

@@ -18,6 +18,7 @@ from contacts.services import (
 )
 from core.job_memo import memoized, recall, remember
 from core.piped_text import render
+from core.strict_serializer import StrictSerializer
 from xmflows.task_types.base import TaskContext, TaskError
 
 __all__ = [
@@ -56,7 +57,7 @@ def _template_field() -> serializers.CharField:
     )
 
 
-class ContactMappingSerializer(serializers.Serializer):
+class ContactMappingSerializer(StrictSerializer):
     """The "contact" object of a task definition: one piped-text template per field."""
 
     first_name = _template_field()

@@ -4,6 +4,7 @@ import re
 
 from rest_framework import serializers
 
+from core.strict_serializer import StrictSerializer
 from xmflows import task_types
 from xmflows.conditions import validate_conditions
 from xmflows.models import Delivery, EventType, OnFailure, Run, Workflow
@@ -30,7 +31,7 @@ def may_see_secrets(serializer: serializers.BaseSerializer, owner_id: int) -> bo
 ORGANIZATION_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
-class EventDefinitionSerializer(serializers.Serializer):
+class EventDefinitionSerializer(StrictSerializer):
     type = serializers.ChoiceField(
         choices=EventType.choices, default=EventType.SALESFORCE_OUTBOUND_MESSAGE
     )
@@ -57,7 +58,7 @@ class EventDefinitionSerializer(serializers.Serializer):
         return value or None
 
 
-class WorkflowSerializer(serializers.Serializer):
+class WorkflowSerializer(StrictSerializer):
     """The workflow definition of CONTRACT.md §5, plus read-only facts."""
 
     id = serializers.IntegerField(read_only=True)

@@ -27,7 +27,7 @@ from tests.distributions.builders import (
 from tests.factories import make_contact, make_mailing_list, make_user, make_workflow
 from xmflows import task_types
 from xmflows.engine import context_for
-from xmflows.models import TaskRun
+from xmflows.models import TaskRun, Workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -310,7 +310,30 @@ def test_sms_channels_refuse_an_email_message_clearly(api_client, admin_user, ch
     task["channel"] = channel
     response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
     assert response.status_code == 400
-    assert response.json()["tasks"][0]["message"] == {"text": ["This field is required."]}
+    errors = response.json()["tasks"][0]["message"]
+    assert errors["text"] == ["This field is required."]
+    # The email's keys are named as what they are here: unknown.
+    assert errors["subject"] == ["unknown key; expected one of: text"]
+
+
+def test_a_misspelled_option_is_refused_not_dropped(api_client, admin_user):
+    # Dropped silently, these would send at once, never expire and remind on the
+    # wrong condition: a definition edited by hand must say what it does not know.
+    task = distribute_task(survey=make_survey(owner=admin_user), mailing_list=make_mailing_list())
+    task["send_delay_minute"] = 60
+    task["reminder"] = {"after_days": 3, "subject": "r", "body": "b", "whn": "not_finished"}
+    task["contact"]["emial"] = "${e://ContactEmail}"
+    definition = {**_definition(task), "condition": {"rules": []}}
+    response = api_client.post("/api/v1/workflows/", definition, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert errors["condition"][0].startswith("unknown key; expected one of: ")
+    task_errors = errors["tasks"][0]
+    assert task_errors["send_delay_minute"][0].startswith("unknown key; expected one of: ")
+    assert "send_delay_minutes" in task_errors["send_delay_minute"][0]
+    assert task_errors["reminder"]["whn"][0].startswith("unknown key")
+    assert task_errors["contact"]["emial"][0].startswith("unknown key")
+    assert not Workflow.objects.exists()
 
 
 def test_unknown_survey_is_refused(api_client, admin_user):

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from contacts.selectors import contact_find, contact_match
 from contacts.services import transaction_append
+from core.strict_serializer import StrictSerializer
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
     EmbeddedDataMappingField,
@@ -20,7 +21,7 @@ MODE_EMBEDDED_DATA = "embedded_data"
 MODE_TRANSACTION = "transaction"
 
 
-class AddToDirectoryConfigSerializer(serializers.Serializer):
+class AddToDirectoryConfigSerializer(StrictSerializer):
     mode = serializers.ChoiceField(
         choices=[
             (MODE_EMBEDDED_DATA, "Save or update embedded data"),

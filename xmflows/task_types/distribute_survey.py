@@ -32,6 +32,7 @@ from rest_framework import serializers
 from contacts.selectors import contact_match
 from core.job_memo import memoized
 from core.piped_text import RenderContext, render
+from core.strict_serializer import StrictSerializer
 from distributions.campaign import reminder_first_due
 from distributions.channels.email import html_to_text
 from distributions.frequency import frequency_skip_reason
@@ -93,7 +94,7 @@ def _template(*, max_length: int, required: bool = False) -> serializers.CharFie
     )
 
 
-class EmailMessageSerializer(serializers.Serializer):
+class EmailMessageSerializer(StrictSerializer):
     from_name = _template(max_length=200)
     from_email = serializers.EmailField(max_length=320)
     reply_to = serializers.EmailField(max_length=320, required=False, allow_blank=True, default="")
@@ -111,7 +112,7 @@ class EmailMessageSerializer(serializers.Serializer):
         return value
 
 
-class SmsMessageSerializer(serializers.Serializer):
+class SmsMessageSerializer(StrictSerializer):
     """`message` of the sms and sms_survey channels: one text with piped text."""
 
     text = _template(max_length=SMS_TEXT_MAX, required=True)
@@ -141,7 +142,7 @@ class ChannelMessageField(serializers.Field):
         return dict(value or {})
 
 
-class DistributeSurveyConfigSerializer(serializers.Serializer):
+class DistributeSurveyConfigSerializer(StrictSerializer):
     channel = serializers.ChoiceField(
         choices=DistributionChannel.choices, default=DistributionChannel.EMAIL
     )
