@@ -18,6 +18,7 @@ from surveys.models import SurveyStatus
 from tests.distributions.builders import (
     distribute_task,
     make_distribution_workflow,
+    make_sender,
     make_survey,
     send_case,
     task_of,
@@ -221,6 +222,7 @@ def test_campaign_options_are_validated_per_field(api_client, admin_user):
 
 
 def test_an_email_follow_up_needs_a_subject_and_a_body(api_client, admin_user):
+    make_sender()
     task = distribute_task(
         survey=make_survey(owner=admin_user),
         mailing_list=make_mailing_list(),
@@ -235,6 +237,7 @@ def test_an_email_follow_up_needs_a_subject_and_a_body(api_client, admin_user):
 
 
 def test_campaign_options_round_trip_through_export(api_client, admin_user):
+    make_sender()
     task = distribute_task(
         survey=make_survey(owner=admin_user),
         mailing_list=make_mailing_list(),

@@ -316,6 +316,21 @@ def test_sms_channels_refuse_an_email_message_clearly(api_client, admin_user, ch
     assert errors["subject"] == ["unknown key; expected one of: text"]
 
 
+def test_an_unverified_sender_is_refused_on_save(api_client, admin_user):
+    # Saved, it would fail every run with "not verified"; the builder says the same.
+    task = distribute_task(survey=make_survey(owner=admin_user), mailing_list=make_mailing_list())
+    task["message"]["from_email"] = "ceo@elsewhere.test"
+    response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
+    assert response.status_code == 400
+    assert response.json()["tasks"][0]["message"]["from_email"] == [
+        "ceo@elsewhere.test is not a verified sender; verify it (or its domain) under "
+        "Verified senders first"
+    ]
+    make_sender("ceo@elsewhere.test")
+    response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
+    assert response.status_code == 201, response.json()
+
+
 def test_a_misspelled_option_is_refused_not_dropped(api_client, admin_user):
     # Dropped silently, these would send at once, never expire and remind on the
     # wrong condition: a definition edited by hand must say what it does not know.
@@ -345,6 +360,7 @@ def test_unknown_survey_is_refused(api_client, admin_user):
 
 
 def test_an_unmapped_email_is_refused(api_client, admin_user):
+    make_sender()
     task = distribute_task(survey=make_survey(owner=admin_user), mailing_list=make_mailing_list())
     task["contact"] = {**task["contact"], "email": ""}
     response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
@@ -367,6 +383,7 @@ def test_negative_delay_and_bad_sender_are_refused(api_client, admin_user):
 
 
 def test_a_valid_definition_round_trips_through_export(api_client, admin_user):
+    make_sender()
     task = distribute_task(survey=make_survey(owner=admin_user), mailing_list=make_mailing_list())
     created = api_client.post("/api/v1/workflows/", _definition(task), format="json")
     assert created.status_code == 201, created.json()

@@ -101,6 +101,16 @@ class EmailMessageSerializer(StrictSerializer):
     subject = _template(max_length=SUBJECT_MAX, required=True)
     body = _template(max_length=BODY_MAX, required=True)
 
+    def validate_from_email(self, value: str) -> str:
+        # Checked again at every send (a sender can be unverified later); refused here
+        # so a workflow is not saved to fail every run.
+        if not sender_is_verified(address=value):
+            raise serializers.ValidationError(
+                f"{value} is not a verified sender; verify it (or its domain) under "
+                "Verified senders first"
+            )
+        return value
+
     def validate_subject(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("the subject must not be empty")
