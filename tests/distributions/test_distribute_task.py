@@ -331,6 +331,18 @@ def test_an_unverified_sender_is_refused_on_save(api_client, admin_user):
     assert response.status_code == 201, response.json()
 
 
+def test_every_problem_of_a_task_is_reported_at_once(api_client, admin_user):
+    make_sender()
+    task = distribute_task(survey=make_survey(owner=admin_user), mailing_list=make_mailing_list())
+    task["mailing_list"] = 999999
+    task["contact"] = {**task["contact"], "last_name": "", "email": ""}
+    response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
+    assert response.status_code == 400
+    errors = response.json()["tasks"][0]
+    assert set(errors) == {"mailing_list", "contact"}
+    assert set(errors["contact"]) == {"last_name", "email"}
+
+
 def test_a_misspelled_option_is_refused_not_dropped(api_client, admin_user):
     # Dropped silently, these would send at once, never expire and remind on the
     # wrong condition: a definition edited by hand must say what it does not know.

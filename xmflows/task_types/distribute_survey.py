@@ -188,17 +188,21 @@ class DistributeSurveyConfigSerializer(StrictSerializer):
     def validate_mailing_list(self, value: int) -> int:
         return validate_mailing_list_id(value)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        contact = attrs.get("contact") or {}
+    def validate_contact(self, contact: dict[str, Any]) -> dict[str, Any]:
         # SPEC F4: the task saves the contact as F3 does, so the same fields are
-        # required; an email invitation needs the email in any case.
+        # required; an email invitation needs the email in any case. A field check,
+        # so these come back together with every other field's errors.
+        initial = self.initial_data if isinstance(self.initial_data, dict) else {}
         missing = {
             name: ["this field is required: map it to an event field"]
-            for name in ("first_name", "last_name", _address_field(attrs.get("channel")))
+            for name in ("first_name", "last_name", _address_field(initial.get("channel")))
             if not (contact.get(name) or "").strip()
         }
         if missing:
-            raise serializers.ValidationError({"contact": missing})
+            raise serializers.ValidationError(missing)
+        return contact
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         validate_follow_ups(attrs)
         return attrs
 
