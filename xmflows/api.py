@@ -3,7 +3,8 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -60,6 +61,11 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         copied = workflow_copy(workflow=workflow, user=request.user, name=request.data.get("name"))
         return Response(WorkflowSerializer(copied).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description="The definition alone (no id, owner or event URL), importable as the "
+        "body of POST /api/v1/workflows/.",
+    )
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None, format=None):  # format: DRF's .json routes
         return Response(workflow_export(workflow=self.get_object()))
@@ -118,6 +124,14 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RunSerializer(self.get_queryset().get(pk=run.pk)).data, status=202)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("outcome", str, enum=DeliveryOutcome.values),
+            OpenApiParameter("workflow", int),
+        ]
+    )
+)
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeliverySerializer
 

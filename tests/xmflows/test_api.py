@@ -540,6 +540,15 @@ def test_openapi_schema(api_client):
         "/api/v1/deliveries/",
     ):
         assert path in schema["paths"], path
+    # The filters CONTRACT.md §5 names are documented parameters.
+    for path, names in {
+        "/api/v1/runs/": {"workflow", "status", "record_id", "email"},
+        "/api/v1/deliveries/": {"outcome"},
+    }.items():
+        documented = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+        assert names <= documented, (path, documented)
+    export = schema["paths"]["/api/v1/workflows/{id}/export/"]["get"]["responses"]["200"]
+    assert export["content"]["application/json"]["schema"]["type"] == "object"  # not Workflow
 
 
 def test_api_docs_use_local_static_files(client, admin_user):
