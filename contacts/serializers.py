@@ -9,7 +9,6 @@ from contacts.models import Contact, Directory, MailingList, Transaction
 from contacts.normalize import normalize_country
 from contacts.services import (
     CONTACT_VALUE_FIELDS,
-    EMBEDDED_NAME_MAX,
     contact_create,
     contact_update,
 )
@@ -85,21 +84,13 @@ class OptedOutSerializer(serializers.Serializer):
 
 
 class EmbeddedDataField(serializers.DictField):
-    """{"Field name": "value"}: names exact, values stored as strings."""
+    """{"Field name": "value"}: names exact, values stored as strings. The names'
+    rules are the services' (clean_embedded_data), checked with every other field's."""
 
     def __init__(self, **kwargs: Any):
         super().__init__(
             child=serializers.CharField(allow_blank=True, trim_whitespace=False), **kwargs
         )
-
-    def to_internal_value(self, data: Any) -> dict[str, str]:
-        value = super().to_internal_value(data)
-        for name in value:
-            if not name.strip() or len(name) > EMBEDDED_NAME_MAX:
-                raise serializers.ValidationError(
-                    f"embedded data field names must be 1 to {EMBEDDED_NAME_MAX} characters"
-                )
-        return value
 
 
 class ContactSerializer(serializers.ModelSerializer):
@@ -161,8 +152,9 @@ class ContactSerializer(serializers.ModelSerializer):
         try:
             return service(**kwargs)
         except ContactError as error:
+            # Every field's problem at once, each under its own name.
             raise serializers.ValidationError(
-                {error.field or "non_field_errors": [error.message]}
+                {field or "non_field_errors": [message] for field, message in error.errors.items()}
             ) from error
 
     def create(self, validated_data: dict[str, Any]) -> Contact:

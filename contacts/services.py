@@ -81,33 +81,58 @@ class UpsertResult:
 def clean_contact_values(*, directory: Directory, values: Mapping[str, Any]) -> dict[str, str]:
     """Strip every value, normalise email and phone (E.164 in the directory's default
     country), check lengths and the time zone. Only keys of CONTACT_VALUE_FIELDS are
-    kept. Raises ContactError naming the field."""
+    kept. Raises one ContactError naming every field that is wrong."""
     clean: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for key in CONTACT_VALUE_FIELDS:
         if key not in values:
             continue
-        raw = values[key]
-        text = "" if raw is None else str(raw).strip()
         try:
-            if key == "email":
-                text = normalize_email(text)
-            elif key == "phone":
-                text = normalize_phone(text, directory.default_country)
+            clean[key] = _clean_value(directory, key, values[key])
         except ValueError as error:
-            raise ContactError(str(error), field=key) from error
-        limit = Contact._meta.get_field(key).max_length
-        if len(text) > limit:
-            raise ContactError(
-                f"{FIELD_LABELS[key]} is too long ({len(text)} characters; at most {limit})",
-                field=key,
-            )
-        if key == "time_zone" and text:
-            try:
-                validate_time_zone(text)
-            except Exception as error:
-                raise ContactError(f"unknown time zone {text!r}", field=key) from error
-        clean[key] = text
+            errors[key] = str(error)
+    if errors:
+        raise ContactError.from_errors(errors)
     return clean
+
+
+def _clean_value(directory: Directory, key: str, raw: Any) -> str:
+    text = "" if raw is None else str(raw).strip()
+    if key == "email":
+        text = normalize_email(text)
+    elif key == "phone":
+        text = normalize_phone(text, directory.default_country)
+    limit = Contact._meta.get_field(key).max_length
+    if len(text) > limit:
+        raise ValueError(
+            f"{FIELD_LABELS[key]} is too long ({len(text)} characters; at most {limit})"
+        )
+    if key == "time_zone" and text:
+        try:
+            validate_time_zone(text)
+        except Exception as error:
+            raise ValueError(f"unknown time zone {text!r}") from error
+    return text
+
+
+def _clean_all(
+    directory: Directory, values: Mapping[str, Any], embedded_data: Mapping[str, Any] | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """clean_contact_values and clean_embedded_data, with the errors of both at once."""
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    data: dict[str, str] = {}
+    try:
+        clean = clean_contact_values(directory=directory, values=values)
+    except ContactError as error:
+        errors.update(error.errors)
+    try:
+        data = clean_embedded_data(embedded_data)
+    except ContactError as error:
+        errors.update(error.errors)
+    if errors:
+        raise ContactError.from_errors(errors)
+    return clean, data
 
 
 def clean_embedded_data(data: Mapping[str, Any] | None) -> dict[str, str]:
@@ -156,8 +181,7 @@ def contact_upsert(
     (PostgreSQL, READ COMMITTED). On SQLite the IMMEDIATE transaction serialises
     writers, so the look-up already sees it.
     """
-    clean = clean_contact_values(directory=directory, values=values)
-    data = clean_embedded_data(embedded_data)
+    clean, data = _clean_all(directory, values, embedded_data)
     _require_identity(clean)
     if mailing_list is not None and mailing_list.directory_id != directory.pk:
         raise ContactError(
@@ -314,13 +338,11 @@ def contact_create(
 ) -> Contact:
     """Create a contact by hand (API, admin); refuses duplicates of email / external
     data reference within the directory with DuplicateContactError."""
-    clean = clean_contact_values(directory=directory, values=values)
+    clean, data = _clean_all(directory, values, embedded_data)
     _require_identity(clean)
     lists = _check_mailing_lists(directory, mailing_lists)
     _check_keys_free(directory, clean)
-    contact = Contact(
-        directory=directory, embedded_data=clean_embedded_data(embedded_data), **clean
-    )
+    contact = Contact(directory=directory, embedded_data=data, **clean)
     _save_checked(contact, clean, force_insert=True)
     if lists:
         contact.mailing_lists.set(lists)
@@ -342,14 +364,14 @@ def contact_update(
     """Edit a contact by hand: given fields are set (an empty one is cleared), given
     embedded data replaces the old, given mailing lists replace the memberships."""
     directory = contact.directory
-    clean = clean_contact_values(directory=directory, values=values)
+    clean, data = _clean_all(directory, values, embedded_data)
     # Checked before touching the instance, so a refused edit leaves it as it was.
     _require_identity({**{key: getattr(contact, key) for key in CONTACT_VALUE_FIELDS}, **clean})
     _check_keys_free(directory, clean, exclude_pk=contact.pk)
     for key, value in clean.items():
         setattr(contact, key, value)
     if embedded_data is not None:
-        contact.embedded_data = clean_embedded_data(embedded_data)
+        contact.embedded_data = data
     _save_checked(contact, clean)
     if mailing_lists is not None:
         contact.mailing_lists.set(_check_mailing_lists(directory, mailing_lists))

@@ -133,6 +133,29 @@ def test_manual_create_is_validated_per_field(api_client, field, value, message)
 
 
 @pytest.mark.django_db
+def test_manual_create_reports_every_wrong_field_at_once(api_client):
+    # Not one error per attempt: the email, the phone, the time zone and the embedded
+    # data are all wrong, and one answer says so for each of them.
+    directory = make_directory()
+    response = api_client.post(
+        "/api/v1/contacts/",
+        {
+            "directory": directory.pk,
+            "email": "not-an-email",
+            "phone": "12",
+            "time_zone": "Mars/Base",
+            "embedded_data": {"x" * 201: "1"},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    errors = response.json()
+    assert set(errors) == {"email", "phone", "time_zone", "embedded_data"}, errors
+    assert errors["time_zone"] == ["unknown time zone 'Mars/Base'"]
+    assert Contact.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_same_email_is_allowed_in_another_directory(api_client):
     make_contact(directory=make_directory(), email="taken@example.org")
     response = api_client.post(
