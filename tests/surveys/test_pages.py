@@ -124,6 +124,11 @@ def test_page_is_accessible_markup(client):
     assert f'id="q{nps.pk}-10"' in html and f'for="q{nps.pk}-10"' in html
     assert f'type="checkbox" id="q{multiple.pk}-1" name="q{multiple.pk}" value="Speed"' in html
     assert 'name="csrfmiddlewaretoken"' in html
+    # The head is all markup: no template comment printed as text (a stray text node
+    # would end the <head> early, and the respondent would read it on the page).
+    head = html.split("<head>", 1)[1].split("</head>", 1)[0]
+    assert "{#" not in html and "#}" not in html and "CSRF" not in head
+    assert '<meta name="referrer" content="same-origin">' in head
 
 
 def test_save_then_finish_through_the_page(
