@@ -1,6 +1,6 @@
 """URLs of the workflows app outside the API: the endpoint, health, pages and reports."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from xmflows import builder_pages, pages, report_pages, views
 
@@ -9,6 +9,14 @@ urlpatterns = [
         "events/salesforce/<str:token>/",
         views.salesforce_outbound_message,
         name="salesforce-outbound-message",
+    ),
+    # Whatever else an admin may paste into Salesforce under this prefix (the URL
+    # without its final slash, an empty or mangled token) reaches the endpoint too:
+    # Salesforce follows no redirect, and a refusal must be a SOAP fault, recorded.
+    re_path(
+        r"^events/salesforce/(?P<token>.*?)/?$",
+        views.salesforce_outbound_message,
+        name="salesforce-outbound-message-other",
     ),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -68,6 +68,7 @@ EXPECTED: dict[str, tuple] = {
     "sms-conversation-detail": (401, 404, 404, 404, 403),
     # --- Machine endpoints: their own authentication (the secret URL, signatures).
     "salesforce-outbound-message": (405, 405, 405, 405, 405),  # POST only
+    "salesforce-outbound-message-other": (405, 405, 405, 405, 405),  # the same view
     "healthz": (200, 200, 200, 200, 200),
     "readyz": (200, 200, 200, 200, 200),
     "twilio-status": (405, 405, 405, 405, 405),

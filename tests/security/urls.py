@@ -134,7 +134,7 @@ def url_for(case: UrlCase, world) -> str:
         if param == "format":
             # DRF's route converter for the API root matches the dot too.
             kwargs[param] = ".json" if "<drf_format_suffix:" in case.route else "json"
-        elif param == "token" and case.name == "salesforce-outbound-message":
+        elif param == "token" and case.name.startswith("salesforce-outbound-message"):
             kwargs[param] = world.workflow.event.token
         elif param == "token" and case.name in {"survey-page", "survey-opt-out"}:
             kwargs[param] = world.link.token

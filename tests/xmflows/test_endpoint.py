@@ -417,6 +417,28 @@ def test_unknown_token_is_404_with_a_fault(client, case_workflow):
 
 
 @pytest.mark.django_db
+def test_event_url_without_its_final_slash_is_served(client, case_workflow):
+    # An admin may paste the URL into Salesforce without the slash; Salesforce follows
+    # no redirect, so the endpoint answers there itself.
+    path = f"/events/salesforce/{case_workflow.event.token}"
+    assert_ack(post_soap(client, path, fixture_bytes("salesforce/case_closed.xml")))
+    assert Run.objects.filter(workflow=case_workflow).count() == 1
+    # A redelivery on the slashed URL is the same notification.
+    assert_ack(post_soap(client, path + "/", fixture_bytes("salesforce/case_closed.xml")))
+    assert Run.objects.filter(workflow=case_workflow).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/events/salesforce/", "/events/salesforce/x/y/", "/events/salesforce//"]
+)
+def test_mangled_event_urls_get_a_recorded_fault(client, case_workflow, path):
+    response = post_soap(client, path, fixture_bytes("salesforce/case_closed.xml"))
+    assert_rejected(response, "unknown event URL", status=404, workflow=None)
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_other_methods_are_405(client, case_workflow, method):
     response = getattr(client, method)(f"/events/salesforce/{case_workflow.event.token}/")
