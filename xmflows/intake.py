@@ -171,8 +171,27 @@ def delivery_receive(
             organization_id=message.organization_id,
             object_type=",".join(object_types),
         )
-    # A notification without an sObject (record deleted before delivery) names no type.
-    wrong = [t for t in object_types if t and t.lower() != event.object_name.lower()]
+    # Salesforce names the type of every sObject, a deleted record's empty one included:
+    # a notification that names none cannot be shown to be the event's object.
+    untyped = next(
+        (number for number, n in enumerate(message.notifications, start=1) if not n.object_type),
+        None,
+    )
+    if untyped is not None:
+        return _reject(
+            reason=(
+                f"notification {untyped} names no object type (its sObject, if any, has no "
+                f"xsi:type); this event expects {event.object_name!r}"
+            ),
+            code="Client",
+            status=500,
+            event=event,
+            body=body,
+            meta=meta,
+            organization_id=message.organization_id,
+            object_type=",".join(t for t in object_types if t),
+        )
+    wrong = [t for t in object_types if t.lower() != event.object_name.lower()]
     if wrong:
         return _reject(
             reason=(

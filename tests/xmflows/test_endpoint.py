@@ -407,6 +407,26 @@ def test_wrong_object_is_refused(client, admin_user):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("untyped", ['xsi:type=""', "", "no sObject"])
+def test_a_notification_naming_no_object_type_is_refused(client, case_workflow, untyped):
+    # Only the second of two notifications lacks its type: the whole message is refused,
+    # since nothing shows that record is a Case (the first is not run either).
+    body = build_outbound_message([case_notification(1), case_notification(2)])
+    second = body.index(b"<sObject", body.index(b"<sObject") + 1)
+    if untyped == "no sObject":
+        end = body.index(b"</sObject>", second) + len(b"</sObject>")
+        body = body[:second] + body[end:]
+    else:
+        body = body[:second] + body[second:].replace(b'xsi:type="sf:Case"', untyped.encode(), 1)
+    response = post_soap(client, case_workflow, body)
+    delivery = assert_rejected(
+        response, "notification 2 names no object type", workflow=case_workflow
+    )
+    assert "expects 'Case'" in delivery.reason
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
 def test_unknown_token_is_404_with_a_fault(client, case_workflow):
     response = post_soap(
         client, "/events/salesforce/not-a-real-token/", fixture_bytes("salesforce/case_closed.xml")
