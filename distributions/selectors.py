@@ -79,14 +79,19 @@ def parse_moment(value: str, *, upper: bool) -> datetime:
     text = (value or "").strip()
     # A bare date first: parse_datetime accepts "2026-11-27" too, as its midnight,
     # which would cut the whole day off an upper bound.
-    day: date | None = parse_date(text)
-    if day is not None:
+    try:
+        day: date | None = parse_date(text)
         # An upper bound given as a date includes that whole day.
-        moment = datetime.combine(day, time.max if upper else time.min)
-    else:
-        moment = parse_datetime(text)
-        if moment is None:
-            raise ValueError(f"not a date or date-time: {text!r}")
+        moment = (
+            datetime.combine(day, time.max if upper else time.min)
+            if day is not None
+            else parse_datetime(text)
+        )
+    except ValueError as error:
+        # Well formed but impossible ("2026-13-45"): Python's own words say which part.
+        raise ValueError(f"not a valid date or date-time: {text!r} ({error})") from error
+    if moment is None:
+        raise ValueError(f"not a date or date-time: {text!r}")
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
     return moment

@@ -66,18 +66,23 @@ def _unauthorized(message: str) -> HttpResponse:
 
 def _csv_filters(request: HttpRequest) -> dict | HttpResponse:
     params = request.GET
+    parsers = {
+        "status": ("statuses", parse_status),
+        "since": ("since", lambda text: parse_moment(text, upper=False)),
+        "until": ("until", lambda text: parse_moment(text, upper=True)),
+        "kind": ("kinds", parse_kinds),
+    }
     filters: dict = {}
-    try:
-        if params.get("status"):
-            filters["statuses"] = parse_status(params["status"])
-        if params.get("since"):
-            filters["since"] = parse_moment(params["since"], upper=False)
-        if params.get("until"):
-            filters["until"] = parse_moment(params["until"], upper=True)
-        if params.get("kind"):
-            filters["kinds"] = parse_kinds(params["kind"])
-    except ValueError as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    errors: list[str] = []
+    for name, (key, parse) in parsers.items():
+        if params.get(name):
+            try:
+                filters[key] = parse(params[name])
+            except ValueError as error:
+                # Every wrong parameter, each named: "until: not a valid date …".
+                errors.append(f"{name}: {error}")
+    if errors:
+        return HttpResponseBadRequest("\n".join(errors), content_type="text/plain; charset=utf-8")
     return filters
 
 

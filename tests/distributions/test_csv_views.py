@@ -146,6 +146,13 @@ def test_date_filters_on_when_the_line_was_created(admin_user, survey, distribut
     moment = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert len(_rows(client.get(url, {"since": moment}))) == 1
     assert client.get(url, {"since": "yesterday"}).status_code == 400
+    # Every wrong parameter is named, an impossible date as well as an unreadable one.
+    refused = client.get(url, {"since": "yesterday", "until": "2026-13-45", "kind": "invitation"})
+    assert refused.status_code == 400
+    lines = refused.content.decode().splitlines()
+    assert lines[0] == "since: not a date or date-time: 'yesterday'"
+    assert lines[1].startswith("until: not a valid date or date-time: '2026-13-45' (month")
+    assert len(lines) == 2
 
 
 def test_the_survey_csv_covers_all_its_distributions_only(admin_user, survey, distribution):
