@@ -1,12 +1,13 @@
 """Root URL configuration."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from contacts.api import ContactViewSet, DirectoryViewSet, MailingListViewSet
+from core.api_not_found import api_not_found
 from distributions.api import (
     ConversationViewSet,
     DistributionViewSet,
@@ -39,6 +40,8 @@ urlpatterns = [
     # Namespaced: the pages use the same names (workflow-list, run-list …), and the
     # API root must link to the API.
     path("api/v1/", include((router.urls, "api"))),
+    # Any other path under /api/: a JSON 404, not the HTML page.
+    re_path(r"^api/(?P<rest>.*)$", api_not_found, name="api-not-found"),
     # The admin's "View site" and a bare host name land on the workflows.
     path("", RedirectView.as_view(pattern_name="workflow-list"), name="home"),
     path("", include("xmflows.urls")),

@@ -33,6 +33,8 @@ EXPECTED: dict[str, tuple] = {
     "api-root": (401, 200, 200, 200, 200),
     "schema": (401, 200, 200, 200, 200),
     "api-docs": (401, 200, 200, 200, 200),
+    # No endpoint there: the same JSON 404 for everyone (it reveals nothing).
+    "api-not-found": (404, 404, 404, 404, 404),
     "workflow-list": (401, 200, 200, 200, 200),
     "workflow-detail": (401, 200, 200, 200, 200),
     "workflow-export": (401, 200, 200, 200, 200),

@@ -155,6 +155,8 @@ def url_for(case: UrlCase, world) -> str:
             kwargs[param] = world.users["other"].pk
         elif param == "url" and case.unnamed and case.route.startswith("admin/"):
             kwargs[param] = "no/such/page/"  # the admin's catch-all
+        elif param == "rest" and case.name == "api-not-found":
+            kwargs[param] = "v1/no-such-endpoint/"  # the API's catch-all
         else:
             raise UnknownUrl(
                 f"{case.route} ({case.name}): no value for <{param}>; "

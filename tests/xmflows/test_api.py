@@ -597,3 +597,22 @@ def test_browsers_find_a_favicon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 200
     assert response["Content-Type"] in {"image/x-icon", "image/vnd.microsoft.icon"}
+
+
+@pytest.mark.django_db
+def test_unknown_api_paths_answer_json(api_client):
+    missing = api_client.get("/api/v1/no-such-endpoint/")
+    assert missing.status_code == 404
+    assert missing["Content-Type"] == "application/json"
+    assert "no API endpoint at /api/v1/no-such-endpoint/" in missing.json()["detail"]
+    assert api_client.post("/api/v2/runs/", {}, format="json").status_code == 404
+    # A known endpoint without its final slash: GET goes on (with its query string);
+    # a POST, which a redirect would turn into a GET, is told the URL instead.
+    redirected = api_client.get("/api/v1/runs?status=failed")
+    assert redirected.status_code == 301
+    assert redirected["Location"] == "/api/v1/runs/?status=failed"
+    posted = api_client.post("/api/v1/workflows", {}, format="json")
+    assert posted.status_code == 404
+    assert posted.json()["detail"] == "Not found. API URLs end with a slash: /api/v1/workflows/"
+    # Anonymous callers get the same answer: it reveals nothing.
+    assert APIClient().get("/api/v1/no-such-endpoint/").status_code == 404
