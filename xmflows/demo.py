@@ -71,6 +71,7 @@ def demo_add_to_directory_task(*, mailing_list_id: int) -> dict[str, Any]:
 
 DEMO_SURVEY_NAME = "Demo: customer satisfaction"
 DEMO_SENDER_EMAIL = "surveys@example.com"
+DEMO_SENDER_DOMAIN = "@example.com"
 DEMO_SURVEY_QUESTIONS: list[dict[str, Any]] = [
     {
         "type": "nps",
@@ -139,6 +140,9 @@ def demo_seed_survey(*, owner) -> dict[str, Any]:
     if not sender.verified:
         sender.verified = True
         sender.save(update_fields=["verified"])
+    # The whole demo domain too, so any example.com From address works out of the box
+    # (the API documentation's example workflow sends from support@example.com).
+    VerifiedSender.objects.update_or_create(address=DEMO_SENDER_DOMAIN, defaults={"verified": True})
     survey = Survey.objects.filter(owner=owner, name=DEMO_SURVEY_NAME).first()
     if survey is None:
         survey = survey_create(

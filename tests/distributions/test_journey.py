@@ -127,3 +127,23 @@ def test_seeding_again_keeps_the_admin_signed_in_and_a_changed_password():
     _seed()
     admin.refresh_from_db()
     assert admin.check_password("a-new-password-123")
+
+
+def test_the_documented_example_workflow_saves_after_seeding():
+    # The API documentation's example definition (tests/fixtures/api/), posted as it is
+    # onto the seeded demo (its survey, mailing list and a From at example.com).
+    demo = _seed()
+    api = _token_client(demo["api_token"])
+    definition = json.loads(fixture_bytes("api/example_workflow.json"))
+    # On a fresh database the seeded ids are 1; here earlier tests used some up.
+    for task in definition["tasks"]:
+        task["mailing_list"] = demo["mailing_list_id"]
+    definition["tasks"][1]["survey"] = demo["survey_id"]
+    created = api.post("/api/v1/workflows/", definition, content_type="application/json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["tasks"][1]["message"]["from_email"] == "support@example.com"
+    # Another domain is still refused when the workflow is saved.
+    definition["tasks"][1]["message"]["from_email"] = "support@elsewhere.test"
+    refused = api.post("/api/v1/workflows/", definition, content_type="application/json")
+    assert refused.status_code == 400
+    assert "is not a verified sender" in json.dumps(refused.json())
