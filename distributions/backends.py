@@ -1,6 +1,7 @@
 """Outbox email backend: stores every message in the database instead of sending it."""
 
 import uuid
+from email.header import decode_header, make_header
 
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import EmailMessage
@@ -29,7 +30,7 @@ class OutboxEmailBackend(BaseEmailBackend):
                 OutboxMessage.objects.create(
                     channel=Channel.EMAIL,
                     to=recipient,
-                    from_address=message.from_email or "",
+                    from_address=_readable(message.from_email or ""),
                     subject=message.subject or "",
                     body=message.body or "",
                     html_body=html,
@@ -39,3 +40,12 @@ class OutboxEmailBackend(BaseEmailBackend):
             message.outbox_message_id = message_id
             sent += 1
         return sent
+
+
+def _readable(header: str) -> str:
+    """'=?utf-8?q?Support_Zo=C3=AB?= <a@example.com>' as a person reads it: the outbox
+    shows what the recipient's mail program would."""
+    try:
+        return str(make_header(decode_header(header)))
+    except (ValueError, LookupError):
+        return header

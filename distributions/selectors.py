@@ -248,7 +248,12 @@ def survey_link_prefix() -> str:
 def outbox_messages(*, to: str = "", channel: str = "") -> QuerySet[OutboxMessage]:
     queryset = OutboxMessage.objects.all()
     if to:
-        queryset = queryset.filter(to__iexact=to.strip())
+        address = to.strip()
+        if address.isdigit() and to[:1] == " ":
+            # "?to=+14155550111" typed as is: the query string turned its "+" into a
+            # space. No address is digits alone, so the number was meant.
+            address = "+" + address
+        queryset = queryset.filter(to__iexact=address)
     if channel:
         queryset = queryset.filter(channel=channel)
     return queryset.order_by("-id")

@@ -104,6 +104,21 @@ def test_outbox_lists_sent_email_and_filters(client, api_client, admin_user):
     sms = api_client.get("/api/v1/outbox/", {"channel": "sms"}).json()
     assert [item["to"] for item in sms["results"]] == ["+14155550100"]
     assert api_client.get("/api/v1/outbox/", {"channel": "fax"}).status_code == 400
+    # A "+" typed as is in the query string arrives as a space: the number is still meant.
+    raw = api_client.get("/api/v1/outbox/?to=+14155550100").json()
+    assert [item["to"] for item in raw["results"]] == ["+14155550100"]
+
+
+@pytest.mark.django_db
+def test_outbox_shows_a_non_ascii_sender_name_as_written():
+    from django.core.mail import EmailMessage
+
+    from distributions.backends import OutboxEmailBackend
+    from distributions.channels.email import from_header
+
+    message = EmailMessage("Hi", "Body", from_header("Support Zoë", "a@example.com"), ["b@x.org"])
+    OutboxEmailBackend().send_messages([message])
+    assert OutboxMessage.objects.get().from_address == "Support Zoë <a@example.com>"
 
 
 @pytest.mark.django_db
