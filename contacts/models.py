@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from contacts.normalize import MATCH_KEYS, normalize_country
+from core.fields import OrderedJSONField
 
 DEFAULT_MATCH_RULES = ["email", "external_data_reference"]
 
@@ -174,7 +175,7 @@ class Contact(models.Model):
     sms_opted_out_source = models.CharField(max_length=200, blank=True)
     # Field names are kept exactly as typed (case, spaces, punctuation): surveys match
     # them by exact name.
-    embedded_data = models.JSONField(default=dict, blank=True)
+    embedded_data = OrderedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -222,7 +223,7 @@ class Transaction(models.Model):
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="transactions")
     created_at = models.DateTimeField(auto_now_add=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = OrderedJSONField(default=dict, blank=True)
     # The workflow run that appended it. A plain number, not a foreign key: contacts
     # imports no sibling app (CONVENTIONS.md), and history cleanup of runs must not
     # delete a contact's timeline.

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from core.fields import OrderedJSONField
+
 
 class Channel(models.TextChoices):
     """What an outbox message is (the outbox only knows email and SMS)."""
@@ -55,7 +57,7 @@ class Distribution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # The message as configured (templates, sender), for the record; each line keeps
     # its own rendered copy.
-    message = models.JSONField(default=dict, blank=True)
+    message = OrderedJSONField(default=dict, blank=True)
     kind = models.CharField(
         max_length=12, choices=MessageKind.choices, default=MessageKind.INVITATION
     )
@@ -73,7 +75,7 @@ class Distribution(models.Model):
     )
     # The reminder and thank-you configured on the task ({"reminder": {...},
     # "thank_you": {...}}), read when one of them becomes due.
-    follow_up_config = models.JSONField(default=dict, blank=True)
+    follow_up_config = OrderedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -286,7 +288,7 @@ class RecipientMessage(models.Model):
     body_html = models.TextField(blank=True)
     body_text = models.TextField(blank=True)
     # The values piped into the message, and the personal links ("links").
-    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot = OrderedJSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"Message of line {self.recipient_id}"
@@ -306,7 +308,7 @@ class DeliveryEvent(models.Model):
     reason = models.TextField(blank=True)
     # What the event did to the line ("moved to Delivered", "ignored: ...").
     outcome = models.CharField(max_length=200, blank=True)
-    raw = models.JSONField(default=dict, blank=True)
+    raw = OrderedJSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -5,6 +5,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from core.fields import OrderedJSONField
+
 DEFAULT_THANK_YOU_TEXT = "Thank you for your feedback."
 
 
@@ -123,7 +125,7 @@ class SurveyLink(models.Model):
         blank=True,
         related_name="survey_links",
     )
-    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot = OrderedJSONField(default=dict, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
@@ -158,8 +160,8 @@ class Response(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # {question_id (str): value}: NPS and ratings as integers, a choice as its text,
     # several choices as a list of their texts.
-    answers = models.JSONField(default=dict, blank=True)
-    embedded_data = models.JSONField(default=dict, blank=True)
+    answers = OrderedJSONField(default=dict, blank=True)
+    embedded_data = OrderedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from config.queueing import enqueue_many
+from core.fields import json_parameter
 from xmflows import soap
 from xmflows.models import (
     Delivery,
@@ -320,7 +321,9 @@ def _store(
         unique.setdefault(notification.notification_id, notification)
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
-    json_value = ops.adapt_json_value  # what JSONField.get_db_prep_save ends in
+    # What OrderedJSONField.get_db_prep_save ends in: on PostgreSQL a `json` parameter
+    # (a jsonb one would reach the column with its keys already sorted).
+    json_value = functools.partial(json_parameter, connection=connection)
     delivery = {
         "received_at": now,
         "workflow_id": event.workflow_id,
@@ -348,7 +351,7 @@ def _store(
                 "delivery_id": delivery_id,
                 "received_at": now,
                 "record_id": (n.record_id or "")[:40],
-                "payload": json_value(notification_payload(message, n), None),
+                "payload": json_value(notification_payload(message, n)),
             }
             for n in unique.values()
         ]
@@ -363,7 +366,7 @@ def _store(
             ignore_conflicts=True,
         )
         new.sort()
-        empty_state = json_value({}, None)
+        empty_state = json_value({})
         runs = [
             {
                 "workflow_id": event.workflow_id,

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from core.fields import OrderedJSONField
+
 
 def new_event_token() -> str:
     # 192 random bits, URL-safe: the event URL is the secret Salesforce posts to.
@@ -24,7 +26,7 @@ class Workflow(models.Model):
     )
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
-    conditions = models.JSONField(default=dict, blank=True)
+    conditions = OrderedJSONField(default=dict, blank=True)
     on_failure = models.CharField(max_length=10, choices=OnFailure.choices, default=OnFailure.STOP)
     notify_owner_on_failure = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -69,7 +71,7 @@ class Task(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="tasks")
     position = models.PositiveIntegerField()
     type = models.CharField(max_length=60)
-    config = models.JSONField(default=dict, blank=True)
+    config = OrderedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["workflow", "position"]
@@ -137,7 +139,7 @@ class Notification(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     # Searched through Run.record_id (indexed there); no second index to write here.
     record_id = models.CharField(max_length=40, blank=True)
-    payload = models.JSONField()
+    payload = OrderedJSONField()
 
     class Meta:
         constraints = [
@@ -191,7 +193,7 @@ class Run(models.Model):
     retried_at = models.DateTimeField(null=True, blank=True)
     # What earlier tasks left for later ones (contact id, transaction id), so a run
     # resumed after a crash or a retry continues where it stopped.
-    state = models.JSONField(default=dict, blank=True)
+    state = OrderedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -245,7 +247,7 @@ class TaskRun(models.Model):
     status = models.CharField(
         max_length=14, choices=TaskRunStatus.choices, default=TaskRunStatus.PENDING
     )
-    output = models.JSONField(default=dict, blank=True)
+    output = OrderedJSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)

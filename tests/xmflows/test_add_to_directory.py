@@ -208,6 +208,26 @@ def test_transaction_mode_appends_to_the_timeline(client, mailing_list):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_embedded_data_keeps_the_order_of_the_mapping(client, api_client, mailing_list):
+    # Neither alphabetical nor PostgreSQL jsonb's order (shorter keys first).
+    order = ["Zeta", "Case Number", "A"]
+    mapping = {name: "${event://CaseNumber}" for name in order}
+    workflow = make_workflow(
+        tasks=[
+            directory_task(mailing_list, embedded_data=mapping),
+            directory_task(mailing_list, mode="transaction", embedded_data=mapping),
+        ]
+    )
+    post(client, workflow, case_message())
+
+    (contact,) = api_client.get("/api/v1/contacts/").json()["results"]
+    assert list(contact["embedded_data"]) == order
+    assert list(contact["transactions"][0]["data"]) == order
+    (run,) = api_client.get(f"/api/v1/runs/?workflow={workflow.pk}").json()["results"]
+    assert list(run["tasks"][0]["output"]["embedded_data"]) == order
+
+
+@pytest.mark.django_db(transaction=True)
 def test_transaction_for_an_unknown_contact_fails_the_run(client, api_client, mailing_list):
     workflow = make_workflow(
         tasks=[directory_task(mailing_list, mode="transaction", embedded_data={"A": "1"})]

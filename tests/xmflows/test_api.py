@@ -8,7 +8,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import PROBE_TASK_TYPE, fixture_bytes, probe_task
-from tests.factories import case_notification, make_user, make_workflow, post_soap
+from tests.factories import (
+    case_notification,
+    make_mailing_list,
+    make_user,
+    make_workflow,
+    post_soap,
+)
 from tests.soap_builders import build_outbound_message
 from xmflows.jobs import execute_runs
 from xmflows.models import Run, Workflow
@@ -319,6 +325,36 @@ def test_export_is_the_definition_and_imports_back(api_client, task_probe):
     assert again == exported
 
 
+# Key order as the author wrote it: neither alphabetical nor PostgreSQL jsonb's order
+# (shorter keys first), so a column that reorders objects shows here.
+AUTHOR_ORDER = ["Zeta", "Case Number", "A"]
+
+
+def test_a_saved_definition_keeps_the_order_of_its_mappings(api_client):
+    mailing_list = make_mailing_list()
+    body = definition(
+        conditions={
+            "match": "all",
+            "rules": [{"value": "true", "op": "equals", "field": "IsClosed"}],
+        },
+        tasks=[
+            {
+                "type": "add_to_directory",
+                "mailing_list": mailing_list.pk,
+                "contact": {"first_name": "x", "last_name": "y", "email": "${event://Email}"},
+                "embedded_data": dict.fromkeys(AUTHOR_ORDER, "${event://CaseNumber}"),
+            }
+        ],
+    )
+    workflow_id = create(api_client, body)["id"]
+
+    read_back = api_client.get(f"/api/v1/workflows/{workflow_id}/").json()
+    exported = api_client.get(f"/api/v1/workflows/{workflow_id}/export/").json()
+    for shown in (read_back, exported):
+        assert list(shown["tasks"][0]["embedded_data"]) == AUTHOR_ORDER
+        assert list(shown["conditions"]["rules"][0]) == ["value", "op", "field"]
+
+
 def test_workflow_list_is_paginated(api_client):
     for _ in range(3):
         create(api_client, definition())
@@ -413,6 +449,16 @@ def test_run_detail(api_client, two_workflows):
         "error": "",
     }
     assert task["output"]["label"] == "a"
+
+
+def test_run_input_lists_the_fields_in_the_order_salesforce_sent_them(api_client, client):
+    workflow = make_workflow(owner=make_user())
+    sent = {"Subject": "Broken", "Id": "5008a00002Zz0001AAB", "Zeta__c": "z", "A__c": "a"}
+    (run,) = deliver(client, workflow, {"id": "04l8a00000Zz0001AAR", "fields": sent})
+
+    shown = api_client.get(f"/api/v1/runs/{run.pk}/").json()["input"]["fields"]
+    assert list(shown) == list(sent)
+    assert shown == sent
 
 
 def test_failed_run_detail_shows_the_error(api_client, two_workflows):

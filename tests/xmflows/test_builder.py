@@ -215,6 +215,25 @@ def test_edit_page_posts_back_the_same_definition(client, owner, setup):
     assert after["tasks"][0]["link_expiry_days"] == 14
 
 
+def test_edit_page_shows_the_mapping_rows_in_the_order_they_were_saved(client, owner, setup):
+    # Neither alphabetical nor PostgreSQL jsonb's order (shorter keys first).
+    order = ["CaseNumber", "Zeta", "A"]
+    rows = {}
+    for number, name in enumerate(order):
+        rows[f"tasks.0.embedded_data.{number}.name"] = name
+        rows[f"tasks.0.embedded_data.{number}.value"] = "${event://CaseNumber}"
+    client.force_login(owner)
+    assert client.post("/workflows/new/", demo_post(setup, **rows)).status_code == 302
+
+    page = client.get(f"/workflows/{Workflow.objects.get().pk}/edit/").content.decode()
+    names = [
+        value
+        for name, value in form_fields(page, "builder")
+        if re.fullmatch(r"tasks\.0\.embedded_data\.\d+\.name", name) and value
+    ]
+    assert names == order
+
+
 def test_a_task_type_without_a_form_is_edited_as_json(client, owner, task_probe):
     client.force_login(owner)
     workflow = make_workflow(owner=owner, tasks=[{"type": "test_probe", "label": "a"}])
