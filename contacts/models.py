@@ -68,6 +68,34 @@ def validate_working_days(value) -> None:
         )
 
 
+EMBEDDED_NAME_MAX = 200
+EMBEDDED_VALUE_MAX = 10_000
+
+
+def validate_embedded_data(value) -> None:
+    """An object of field names to values (text, numbers, true/false or null): what the
+    admin may type; workflows and the API go through contacts.services, which also
+    turns every value into text."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            "embedded data must be a JSON object of field names and values, "
+            'e.g. {"Region": "Norte"}'
+        )
+    for name, item in value.items():
+        if not name.strip() or len(name) > EMBEDDED_NAME_MAX:
+            raise ValidationError(
+                f"embedded data field names must be 1 to {EMBEDDED_NAME_MAX} characters"
+            )
+        if isinstance(item, (dict, list)):
+            raise ValidationError(
+                f"embedded data field {name!r} holds a list or an object; values are text"
+            )
+        if len(str(item)) > EMBEDDED_VALUE_MAX:
+            raise ValidationError(
+                f"embedded data field {name!r} is longer than {EMBEDDED_VALUE_MAX} characters"
+            )
+
+
 class Directory(models.Model):
     """A set of contacts in which a person exists once (deduplicated)."""
 
@@ -175,7 +203,7 @@ class Contact(models.Model):
     sms_opted_out_source = models.CharField(max_length=200, blank=True)
     # Field names are kept exactly as typed (case, spaces, punctuation): surveys match
     # them by exact name.
-    embedded_data = OrderedJSONField(default=dict, blank=True)
+    embedded_data = OrderedJSONField(default=dict, blank=True, validators=[validate_embedded_data])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

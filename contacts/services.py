@@ -17,7 +17,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contacts.exceptions import ContactError, DuplicateContactError
-from contacts.models import Contact, Directory, MailingList, Transaction, validate_time_zone
+from contacts.models import (
+    EMBEDDED_NAME_MAX,
+    EMBEDDED_VALUE_MAX,
+    Contact,
+    Directory,
+    MailingList,
+    Transaction,
+    validate_time_zone,
+)
 from contacts.normalize import MATCH_KEYS, normalize_email, normalize_phone
 from contacts.selectors import contact_find, contact_match, contacts_with_key
 
@@ -56,8 +64,6 @@ FIELD_LABELS: dict[str, str] = {
     "time_zone": "time zone",
 }
 OPT_OUT_CHANNELS: tuple[str, ...] = ("email", "sms")
-EMBEDDED_NAME_MAX = 200
-EMBEDDED_VALUE_MAX = 10_000
 # One retry is enough to absorb a concurrent creator; a third covers a creator and a
 # concurrent key change. More would only hide a bug.
 _UPSERT_ATTEMPTS = 3

@@ -1,6 +1,8 @@
 """Distributions and their recipient lines, delivery events, senders, suppressions, outbox."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import DomainNameValidator, validate_email
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -323,12 +325,34 @@ class DeliveryEvent(models.Model):
         return f"{self.provider} {self.event_type} {self.message_id}"
 
 
+def validate_sender(value: str) -> None:
+    """An email address ("support@example.com") or a domain ("@example.com" or
+    "example.com")."""
+    text = (value or "").strip()
+    if "@" in text.lstrip("@"):
+        try:
+            validate_email(text)
+        except ValidationError:
+            raise ValidationError(
+                f"{text!r} is neither an email address nor a domain", code="invalid"
+            ) from None
+        return
+    try:
+        DomainNameValidator(accept_idna=True)(text.lstrip("@"))
+    except ValidationError:
+        raise ValidationError(
+            f"{text!r} is neither an email address nor a domain (e.g. @example.com)",
+            code="invalid",
+        ) from None
+
+
 class VerifiedSender(models.Model):
     """A from address ("surveys@example.com") or a whole domain ("@example.com")."""
 
     address = models.CharField(
         max_length=320,
         unique=True,
+        validators=[validate_sender],
         help_text='An address ("support@example.com") or a domain ("@example.com").',
     )
     verified = models.BooleanField(default=True)
@@ -358,7 +382,9 @@ class SuppressionReason(models.TextChoices):
 class EmailSuppression(models.Model):
     """An address never emailed again: it hard-bounced or its owner complained."""
 
-    address = models.CharField(max_length=320, unique=True, help_text="Stored in lower case.")
+    address = models.CharField(
+        max_length=320, unique=True, validators=[validate_email], help_text="Stored in lower case."
+    )
     reason = models.CharField(max_length=12, choices=SuppressionReason.choices)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,6 +3,7 @@
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core.fields import OrderedJSONField
@@ -22,6 +23,19 @@ class SurveyStatus(models.TextChoices):
     INACTIVE = "inactive", "Inactive (closed)"
 
 
+def validate_field_names(value) -> None:
+    """A list of distinct, non-empty names (what the admin may type; the API's own
+    serializer checks the same)."""
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError('a JSON list of field names, e.g. ["CaseNumber", "Priority"]')
+    names = [name.strip() for name in value]
+    if not all(names):
+        raise ValidationError("field names must not be empty")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValidationError(f"field names appear more than once: {', '.join(duplicates)}")
+
+
 class Survey(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="surveys"
@@ -32,7 +46,9 @@ class Survey(models.Model):
     )
     # The survey flow's embedded data elements: only these names are recorded on a
     # response, filled by exact name from the recipient's snapshot.
-    embedded_data_fields = models.JSONField(default=list, blank=True)
+    embedded_data_fields = models.JSONField(
+        default=list, blank=True, validators=[validate_field_names]
+    )
     thank_you_text = models.TextField(default=DEFAULT_THANK_YOU_TEXT)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

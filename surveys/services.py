@@ -480,6 +480,8 @@ def response_embedded_data(*, survey: Survey, snapshot: Mapping[str, Any]) -> di
     sources = [source for source in sources if isinstance(source, dict)]
     result: dict[str, Any] = {}
     for name in survey.embedded_data_fields or []:
+        if not isinstance(name, str):
+            continue  # stored by hand in a shape the forms refuse: never a respondent's 500
         found = [source[name] for source in sources if name in source]
         filled = [value for value in found if value not in (None, "")]
         if filled:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from surveys import signals
 from surveys.exceptions import AnswerError, SurveyError
-from surveys.models import Response, SurveyLink, SurveyStatus
+from surveys.models import Response, Survey, SurveyLink, SurveyStatus
 from surveys.services import (
     opt_out_url,
     render_question_text,
@@ -434,3 +434,15 @@ def test_permission_matrix():
 
     assert not survey_can_view(survey=survey, user=AnonymousUser())
     assert not survey_can_distribute(survey=survey, user=None)
+
+
+@pytest.mark.django_db
+def test_embedded_data_names_stored_in_a_wrong_shape_are_passed_over():
+    # Written past the forms (they refuse it): the respondent's answer must still save.
+    from surveys.services import response_embedded_data
+
+    survey = make_survey()
+    Survey.objects.filter(pk=survey.pk).update(embedded_data_fields=[1, {"a": 2}, "CaseNumber"])
+    survey.refresh_from_db()
+    snapshot = {"embedded_data": {"CaseNumber": "0042", "1": "x"}}
+    assert response_embedded_data(survey=survey, snapshot=snapshot) == {"CaseNumber": "0042"}
