@@ -291,10 +291,14 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
         link = distribution_page_url(line)
         link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
         status = line.get_status_display()
-        if line.status in SENT_STATUSES:
+        if line.status in SENT_STATUSES or line.sent_at:
+            # Sent, whatever happened since (an unsubscribe, a bounce): say both.
             sent = True
             when = f" on {line.sent_at:%Y-%m-%d %H:%M} UTC" if line.sent_at else ""
-            findings.append(Finding("sent", f"sent to {who}{when}; now {status}", link, link_text))
+            since = f": {line.error}" if line.error and line.status not in SENT_STATUSES else ""
+            findings.append(
+                Finding("sent", f"sent to {who}{when}; now {status}{since}", link, link_text)
+            )
         elif line.status in WAITING_STATUSES:
             when = (
                 f" for {line.scheduled_for:%Y-%m-%d %H:%M} UTC"

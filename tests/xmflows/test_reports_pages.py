@@ -122,6 +122,14 @@ def test_why_not_sent_answers_for_each_kind_of_reason(client, owner):
     page = answer("5008a00009Zz9999AAB")
     assert "No run of 5008a00009Zz9999AAB." in page
 
+    # Sent, then unsubscribed with the invitation's link: still "Sent", and what since.
+    line = Recipient.objects.get(email="person1@example.org")
+    assert client.post(f"/o/{line.link.token}/").status_code == 200
+    assert Recipient.objects.get(pk=line.pk).status == "opted_out"
+    page = html.unescape(answer("person1@example.org"))
+    assert "Not sent" not in page
+    assert re.search(r"sent to person1@example.org on [0-9-]+ [0-9:]+ UTC; now Opted Out", page)
+
 
 def test_why_not_sent_lists_refused_messages_that_mention_the_record(client, owner):
     workflow = make_workflow(owner=owner, event={"object": "Lead"})
