@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from core.pages import forbidden
 from distributions.csv_export import csv_chunks
 from distributions.models import Distribution, OutboxMessage, RecipientStatus
 from distributions.selectors import (
@@ -146,7 +147,7 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
     (?distribution=) with every recipient line, its status, error and times."""
     survey = get_object_or_404(Survey, pk=survey_id)
     if not survey_list_visible(user=request.user).filter(pk=survey.pk).exists():
-        return HttpResponseForbidden("you do not have access to this survey")
+        return forbidden(request, "you do not have access to this survey")
     distributions = Paginator(
         survey.distributions.select_related("created_by").order_by("-id"), DISTRIBUTIONS_PER_PAGE
     ).get_page(request.GET.get("page"))
@@ -181,7 +182,7 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
 def outbox(request: HttpRequest) -> HttpResponse:
     """What the development outbox "sent": emails rendered in a sandbox, and SMS."""
     if not request.user.is_staff:
-        return HttpResponseForbidden("the outbox is for staff: it holds personal survey links")
+        return forbidden(request, "the outbox is for staff: it holds personal survey links")
     queryset = OutboxMessage.objects.order_by("-id")
     to = (request.GET.get("to") or "").strip()
     if to:

@@ -1,10 +1,12 @@
 """Admin pages for workflows, runs and deliveries (raw data; reports come separately)."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 
 from xmflows.models import Delivery, Event, Notification, Run, Task, TaskRun, Workflow
+from xmflows.services import NotOwnerError
 
 
 class EventInline(admin.StackedInline):
@@ -81,6 +83,16 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and self._is_owner(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        workflow = self.get_object(request, object_id)
+        if workflow is not None and not self._is_owner(request, workflow):
+            # Django's own refusal is a bare 403: say why, as the pages and the API do.
+            raise PermissionDenied(
+                f"{NotOwnerError.message} (workflow '{workflow.name}' belongs to "
+                f"{workflow.owner.get_username()})"
+            )
+        return super().delete_view(request, object_id, extra_context)
 
     def get_actions(self, request):
         # Bulk delete would skip the owner check of each workflow.

@@ -13,7 +13,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import (
     HttpRequest,
     HttpResponse,
-    HttpResponseForbidden,
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import MailingList
 from contacts.selectors import embedded_data_names
+from core.pages import forbidden
 from core.piped_text import menu_entries
 from surveys.selectors import survey_list_visible
 from xmflows import selectors, task_types
@@ -143,7 +143,7 @@ def workflow_create_json_page(request: HttpRequest) -> HttpResponse:
 def workflow_edit_json_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow, pk=workflow_id)
     if workflow.owner_id != request.user.pk:
-        return HttpResponseForbidden(NotOwnerError.message)
+        return forbidden(request, NotOwnerError.message)
     return definition_form(request, workflow=workflow)
 
 
@@ -384,7 +384,7 @@ def _builder(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse
                 try:
                     saved = serializer.save()
                 except NotOwnerError as error:
-                    return HttpResponseForbidden(str(error))
+                    return forbidden(request, str(error))
                 messages.success(request, "Workflow saved.")
                 return redirect("workflow-detail", workflow_id=saved.pk)
             if not valid:
@@ -415,7 +415,7 @@ def workflow_create_page(request: HttpRequest) -> HttpResponse:
 def workflow_edit_page(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow.objects.select_related("event"), pk=workflow_id)
     if workflow.owner_id != request.user.pk:
-        return HttpResponseForbidden(NotOwnerError.message)
+        return forbidden(request, NotOwnerError.message)
     if request.method == "POST" and "definition" in request.POST:
         return definition_form(request, workflow=workflow)
     return _builder(request, workflow=workflow)
@@ -498,7 +498,7 @@ def workflow_event_test_page(request: HttpRequest, workflow_id: int) -> HttpResp
     try:
         result = workflow_event_test(workflow=workflow, user=request.user)
     except NotOwnerError as error:
-        return HttpResponseForbidden(str(error))
+        return forbidden(request, str(error))
     except EventTestRefused as error:
         messages.error(
             request,

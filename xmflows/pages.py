@@ -4,11 +4,12 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
+from core.pages import forbidden
 from xmflows import selectors
 from xmflows.builder_form import state_from_definition
 from xmflows.builder_pages import builder_context
@@ -86,7 +87,7 @@ def workflow_action_page(request: HttpRequest, workflow_id: int, action: str) ->
             messages.success(request, "Workflow deleted.")
             return redirect("workflow-list")
     except NotOwnerError as error:
-        return HttpResponseForbidden(str(error))
+        return forbidden(request, str(error))
     raise Http404("unknown action")
 
 
@@ -153,7 +154,7 @@ def run_retry_page(request: HttpRequest, run_id: int) -> HttpResponse:
     if run is None:
         raise Http404("no such run")
     if not can_operate(workflow=run.workflow, user=request.user):
-        return HttpResponseForbidden("only the workflow's owner or a staff member can retry a run")
+        return forbidden(request, "only the workflow's owner or a staff member can retry a run")
     try:
         run_retry(run=run)
         messages.success(request, "Retry queued: the failed tasks run again.")

@@ -7,13 +7,14 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from core.charts import Series, line_chart, stacked_bar_chart
+from core.pages import forbidden
 from distributions.models import Distribution, DistributionChannel
 from distributions.reports import (
     METRICS,
@@ -22,6 +23,7 @@ from distributions.reports import (
     rate,
     report_recipients,
 )
+from surveys.models import Survey
 from surveys.selectors import survey_list_visible
 from xmflows import selectors
 from xmflows.dry_run import dry_run
@@ -97,7 +99,7 @@ def run_dry_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_replay_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
     if not can_operate(workflow=run.workflow, user=request.user):
-        return HttpResponseForbidden("only the workflow's owner or a staff member can replay a run")
+        return forbidden(request, "only the workflow's owner or a staff member can replay a run")
     replay = run_replay(run=run)
     messages.success(
         request, f"Replay of run #{run.pk} queued as this run, with the workflow as it is now."
@@ -129,7 +131,9 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
     survey_id = _id(params.get("survey"))
     survey = visible_surveys.filter(pk=survey_id).first() if survey_id else None
     if survey_id and survey is None:
-        return HttpResponseForbidden("you do not have access to this survey")
+        if not Survey.objects.filter(pk=survey_id).exists():
+            raise Http404(f"no survey {survey_id}")
+        return forbidden(request, "you do not have access to this survey")
     workflow_id = _id(params.get("workflow"))
     workflow = Workflow.objects.filter(pk=workflow_id).first() if workflow_id else None
     channel = params.get("channel") or ""

@@ -1,6 +1,7 @@
 """The workflow builder form: saving, round trips, validation errors beside their fields,
 no-script buttons, owner-only editing, CSRF, the {a} menu and the piped-text preview."""
 
+import html
 import json
 import re
 
@@ -368,7 +369,9 @@ def test_non_owner_gets_a_read_only_view_and_is_refused_on_the_server(client, ow
     assert client.get(f"/workflows/{workflow.pk}/edit/").status_code == 403
     refused = client.post(f"/workflows/{workflow.pk}/edit/", demo_post(setup, name="Hijacked"))
     assert refused.status_code == 403
-    assert b"only the workflow's owner can edit it; copy it instead" in refused.content
+    assert "only the workflow's owner can edit it; copy it instead" in html.unescape(
+        refused.content.decode()
+    )
     json_refused = client.post(
         f"/workflows/{workflow.pk}/edit/json/", {"definition": json.dumps({"name": "x"})}
     )

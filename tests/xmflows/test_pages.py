@@ -1,5 +1,6 @@
 """Workflow pages and workflow reports: login, owner-only editing, search, run detail, retry."""
 
+import html
 import json
 
 import pytest
@@ -50,7 +51,9 @@ def test_non_owner_sees_copy_not_edit_and_is_refused_on_the_server(client):
     assert client.get(f"/workflows/{workflow.pk}/edit/").status_code == 403
     refused = client.post(f"/workflows/{workflow.pk}/disable/")
     assert refused.status_code == 403
-    assert b"only the workflow's owner can edit it; copy it instead" in refused.content
+    assert "only the workflow's owner can edit it; copy it instead" in html.unescape(
+        refused.content.decode()
+    )
     workflow.refresh_from_db()
     assert workflow.enabled
 
@@ -172,3 +175,26 @@ def test_deliveries_tab_shows_rejections_with_reason(client):
     client.force_login(owner)
     page = client.get("/reports/workflows/deliveries/", {"outcome": "rejected"}).content.decode()
     assert "wrong object type" in page
+
+
+@pytest.mark.django_db
+def test_refusals_are_pages_of_the_site_that_say_why(client):
+    owner = make_user(username="owner")
+    other = make_user(username="other", is_staff=True, is_superuser=True)
+    workflow = make_workflow(owner=owner)
+    client.force_login(other)
+    # The admin's delete of another's workflow: not a bare "403 Forbidden".
+    refused = client.get(f"/admin/xmflows/workflow/{workflow.pk}/delete/")
+    assert refused.status_code == 403
+    page = html.unescape(refused.content.decode())
+    assert "Not allowed" in page and "only the workflow's owner can edit it" in page
+    assert "belongs to owner" in page
+    # A page's refusal has the site's navigation and the reason.
+    stranger = make_user(username="stranger", is_staff=False)
+    client.force_login(stranger)
+    outbox = client.get("/outbox/")
+    assert outbox.status_code == 403
+    assert "the outbox is for staff" in outbox.content.decode()
+    assert 'href="/reports/workflows/"' in outbox.content.decode()
+    # A survey that does not exist is not found, not forbidden.
+    assert client.get("/reports/distributions/", {"survey": 999_999}).status_code == 404
