@@ -662,3 +662,27 @@ def test_unknown_api_paths_answer_json(api_client):
     assert posted.json()["detail"] == "Not found. API URLs end with a slash: /api/v1/workflows/"
     # Anonymous callers get the same answer: it reveals nothing.
     assert APIClient().get("/api/v1/no-such-endpoint/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_add_to_directory_reports_the_mapping_with_the_other_fields_at_once(api_client):
+    definition = {
+        "name": "x",
+        "event": {"type": "salesforce_outbound_message", "object": "Case"},
+        "tasks": [
+            {
+                "type": "add_to_directory",
+                "mode": "embedded_data",
+                "contact": {"first_name": "", "last_name": "", "email": ""},
+                "embedded_data": {},
+            },
+            {"type": "add_to_directory", "mode": "transaction", "contact": {"first_name": "A"}},
+        ],
+    }
+    response = api_client.post("/api/v1/workflows/", definition, format="json")
+    assert response.status_code == 400
+    saving, looking_up = response.json()["tasks"]
+    assert saving["mailing_list"] == ["This field is required."]
+    assert set(saving["contact"]) == {"first_name", "last_name", "email"}
+    assert looking_up["mailing_list"] == ["This field is required."]
+    assert "map the email or the external data reference" in looking_up["contact"]["email"][0]

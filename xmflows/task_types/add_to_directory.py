@@ -36,22 +36,22 @@ class AddToDirectoryConfigSerializer(StrictSerializer):
     def validate_mailing_list(self, value: int) -> int:
         return validate_mailing_list_id(value)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        contact = attrs.get("contact") or {}
-        if attrs.get("mode") == MODE_TRANSACTION:
+    def validate_contact(self, contact: dict[str, Any]) -> dict[str, Any]:
+        # A field check, so these come back together with every other field's errors
+        # (the mailing list's, say) instead of in a second round.
+        initial = self.initial_data if isinstance(self.initial_data, dict) else {}
+        if initial.get("mode") == MODE_TRANSACTION:
             # Only looks a contact up: it needs something to recognise it by.
             if not (contact.get("email") or contact.get("external_data_reference")):
                 raise serializers.ValidationError(
                     {
-                        "contact": {
-                            "email": [
-                                "map the email or the external data reference so "
-                                "the contact can be found"
-                            ]
-                        }
+                        "email": [
+                            "map the email or the external data reference so "
+                            "the contact can be found"
+                        ]
                     }
                 )
-            return attrs
+            return contact
         # SPEC F3: first name, last name and email are required to save a contact.
         missing = {
             name: ["this field is required: map it to an event field"]
@@ -59,8 +59,8 @@ class AddToDirectoryConfigSerializer(StrictSerializer):
             if not (contact.get(name) or "").strip()
         }
         if missing:
-            raise serializers.ValidationError({"contact": missing})
-        return attrs
+            raise serializers.ValidationError(missing)
+        return contact
 
 
 @register
