@@ -23,6 +23,7 @@ from contacts.models import MailingList
 from contacts.selectors import embedded_data_names
 from core.pages import forbidden
 from core.piped_text import menu_entries
+from surveys.models import Survey
 from surveys.selectors import survey_list_visible
 from xmflows import selectors, task_types
 from xmflows.builder_form import (
@@ -285,7 +286,7 @@ def _form_view(state: FormState, errors: dict[str, list[str]]) -> dict[str, Any]
     return form
 
 
-def _choices(user) -> dict[str, Any]:
+def _choices(user, state: FormState | None = None) -> dict[str, Any]:
     mailing_lists = [
         (str(item.pk), f"{item.directory.name} / {item.name}")
         for item in MailingList.objects.select_related("directory").order_by(
@@ -296,6 +297,23 @@ def _choices(user) -> dict[str, Any]:
         (str(item.pk), f"{item.name} ({item.get_status_display()})")
         for item in survey_list_visible(user=user).order_by("name")[:500]
     ]
+    # A survey the form already names but this user may not see (a copied workflow,
+    # say): shown as what it is, not as an empty choice that then reads "required".
+    listed = {value for value, _ in surveys}
+    named = {
+        task.scalars.get("survey", "")
+        for task in (state.tasks if state else [])
+        if task.type == "distribute_survey"
+    }
+    hidden = sorted(int(value) for value in named - listed if value.isdigit())
+    for survey in Survey.objects.filter(pk__in=hidden).select_related("owner"):
+        surveys.append(
+            (
+                str(survey.pk),
+                f"{survey.name} (id {survey.pk}, of {survey.owner.get_username()}: not shared "
+                "with you to distribute — runs fail until it is, or choose another)",
+            )
+        )
     return {
         "mailing_list_choices": mailing_lists,
         "survey_choices": surveys,
@@ -351,7 +369,7 @@ def builder_context(
         "menu": menu,
         "event_field_suggestions": menu["event_fields"],
         "sample_runs": selectors.sample_runs(workflow=workflow, object_name=state.object_name),
-        **_choices(request.user),
+        **_choices(request.user, state),
     }
 
 

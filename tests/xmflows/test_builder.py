@@ -216,6 +216,26 @@ def test_edit_page_posts_back_the_same_definition(client, owner, setup):
     assert after["tasks"][0]["link_expiry_days"] == 14
 
 
+def test_a_copy_names_the_survey_it_may_not_distribute_and_still_saves(client, owner, setup):
+    # Another user copies the owner's workflow; the owner's survey is not shared with them.
+    client.force_login(owner)
+    assert client.post("/workflows/new/", demo_post(setup)).status_code == 302
+    original = Workflow.objects.get()
+    copier = make_user(username="copier", is_staff=False)
+    client.force_login(copier)
+    assert client.post(f"/workflows/{original.pk}/copy/").status_code == 302
+    copy = Workflow.objects.get(owner=copier)
+    page = client.get(f"/workflows/{copy.pk}/edit/").content.decode()
+    survey = setup["survey"]
+    assert "not shared with you to distribute" in html.unescape(page)
+    fields = dict(form_fields(page, "builder"))
+    assert fields["tasks.0.survey"] == str(survey.pk)  # still chosen, not blank
+    fields["name"] = "My copy"
+    assert client.post(f"/workflows/{copy.pk}/edit/", fields).status_code == 302
+    copy.refresh_from_db()
+    assert copy.name == "My copy"
+
+
 def test_edit_page_shows_the_mapping_rows_in_the_order_they_were_saved(client, owner, setup):
     # Neither alphabetical nor PostgreSQL jsonb's order (shorter keys first).
     order = ["CaseNumber", "Zeta", "A"]
