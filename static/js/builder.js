@@ -82,6 +82,27 @@
     card.querySelectorAll("[data-channel-group]").forEach(function (group) {
       group.hidden = (group.dataset.channelGroup === "sms") !== sms;
     });
+    // A text goes to the phone: it, not the email, is then required (as on save).
+    markRequired(card, "email", !sms);
+    markRequired(card, "phone", sms);
+  }
+
+  function markRequired(card, key, required) {
+    var input = card.querySelector('[name$=".contact.' + key + '"]');
+    var label = input && card.querySelector('label[for="' + input.id + '"]');
+    if (!label) return;
+    var star = label.querySelector("abbr.required");
+    if (required && !star) {
+      star = document.createElement("abbr");
+      star.className = "required";
+      star.title = "required";
+      star.textContent = "*";
+      label.appendChild(document.createTextNode(" "));
+      label.appendChild(star);
+    } else if (!required && star) {
+      if (star.previousSibling && star.previousSibling.nodeType === 3) star.previousSibling.remove();
+      star.remove();
+    }
   }
 
   var actions = {

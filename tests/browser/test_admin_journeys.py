@@ -124,6 +124,18 @@ def test_build_the_demo_workflow_from_scratch_and_follow_a_message(page, site, d
     insert_placeholder(page, body, "${l://SurveyLink?d=Take%20the%20survey}", "Survey link")
     assert body.input_value().endswith("${l://SurveyLink?d=Take%20the%20survey}")
     assert card.locator("textarea[name$='.message.text']").is_hidden()  # SMS only
+
+    # The required marks follow the channel: a text goes to the phone.
+    def starred(name):
+        field_id = contact(name).get_attribute("id")
+        return card.locator(f"label[for='{field_id}'] abbr.required").count() == 1
+
+    assert starred("email") and not starred("phone")
+    channel = card.locator("select[name$='.channel']")
+    channel.select_option("sms")
+    assert starred("phone") and not starred("email")
+    channel.select_option("email")
+    assert starred("email") and not starred("phone")
     screenshot(page, "02-builder-filled")
 
     page.click("#save-workflow")
