@@ -1,6 +1,7 @@
 """Pages for workflows and workflow reports: thin views over selectors and services."""
 
 import json
+from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -91,13 +92,38 @@ def workflow_action_page(request: HttpRequest, workflow_id: int, action: str) ->
     raise Http404("unknown action")
 
 
+def _date_param(request: HttpRequest, name: str, problems: list[str]) -> date | None:
+    text = (request.GET.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = parse_date(text)
+    except ValueError:  # well formed, impossible: 2026-13-45
+        value = None
+    if value is None:
+        problems.append(f"{name}: {text!r} is not a date (YYYY-MM-DD); not applied")
+    return value
+
+
 @login_required
 def run_list_page(request: HttpRequest) -> HttpResponse:
-    since = parse_date(request.GET.get("since") or "") if request.GET.get("since") else None
-    until = parse_date(request.GET.get("until") or "") if request.GET.get("until") else None
+    # A filter that cannot be read is said, not silently dropped: the list would
+    # otherwise look filtered while showing everything.
+    problems: list[str] = []
+    since = _date_param(request, "since", problems)
+    until = _date_param(request, "until", problems)
+    status = request.GET.get("status") or None
+    if status is not None and status not in RunStatus.values:
+        problems.append(
+            f"status: unknown status {status!r} (one of {', '.join(RunStatus.values)}); not applied"
+        )
+        status = None
+    workflow_id = _int_param(request, "workflow")
+    if request.GET.get("workflow") and workflow_id is None:
+        problems.append(f"workflow: {request.GET['workflow']!r} is not a workflow id; not applied")
     page = selectors.run_list(
-        workflow_id=_int_param(request, "workflow"),
-        status=request.GET.get("status") or None,
+        workflow_id=workflow_id,
+        status=status,
         since=since,
         until=until,
         search=request.GET.get("q", ""),
@@ -112,6 +138,7 @@ def run_list_page(request: HttpRequest) -> HttpResponse:
         "statuses": RunStatus.choices,
         "filters": request.GET,
         "query": query.urlencode(),
+        "filter_problems": problems,
     }
     return render(request, "xmflows/run_list.html", context)
 

@@ -198,3 +198,20 @@ def test_refusals_are_pages_of_the_site_that_say_why(client):
     assert 'href="/reports/workflows/"' in outbox.content.decode()
     # A survey that does not exist is not found, not forbidden.
     assert client.get("/reports/distributions/", {"survey": 999_999}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_run_list_says_which_filters_it_could_not_read(client):
+    client.force_login(make_user(username="reader"))
+    page = html.unescape(
+        client.get(
+            "/reports/workflows/",
+            {"status": "bogus", "since": "notadate", "until": "2026-13-45", "workflow": "x"},
+        ).content.decode()
+    )
+    assert "status: unknown status 'bogus'" in page
+    assert "since: 'notadate' is not a date (YYYY-MM-DD); not applied" in page
+    assert "until: '2026-13-45' is not a date" in page
+    assert "workflow: 'x' is not a workflow id" in page
+    clean = client.get("/reports/workflows/", {"status": "failed"}).content.decode()
+    assert "not applied" not in clean
