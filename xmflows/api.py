@@ -23,6 +23,7 @@ from xmflows.services import (
     workflow_delete,
     workflow_export,
 )
+from xmflows.soap import record_id_forms
 
 
 def _date_filter(queryset, field: str, params, name: str, *, upper: bool = False):
@@ -78,7 +79,9 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         parameters=[
             OpenApiParameter("workflow", int),
             OpenApiParameter("status", str, enum=RunStatus.values),
-            OpenApiParameter("record_id", str),
+            OpenApiParameter(
+                "record_id", str, description="a Salesforce record id, 15 or 18 characters"
+            ),
             OpenApiParameter("email", str),
             OpenApiParameter("since", str),
             OpenApiParameter("until", str),
@@ -102,7 +105,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 raise ValidationError({"status": [f"must be one of {', '.join(RunStatus.values)}"]})
             queryset = queryset.filter(status=params["status"])
         if params.get("record_id"):
-            queryset = queryset.filter(record_id=params["record_id"])
+            # Either form of a Salesforce id: 15 characters (as copied) or 18 (as sent).
+            queryset = queryset.filter(record_id__in=record_id_forms(params["record_id"]))
         if params.get("email"):
             email = params["email"].strip()
             # An address always holds "@"; anything else is no run's email.

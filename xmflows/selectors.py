@@ -22,6 +22,7 @@ from xmflows.models import (
     Workflow,
 )
 from xmflows.salesforce_objects import standard_fields
+from xmflows.soap import record_id_forms
 
 PAGE_SIZE = 50
 
@@ -117,7 +118,8 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     search = search.strip()
     if "@" in search:
         return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(search)))
-    return queryset.filter(record_id=search)
+    # The 15-character id finds the runs of its 18-character form, and back.
+    return queryset.filter(record_id__in=record_id_forms(search))
 
 
 def delivery_list(

@@ -359,3 +359,24 @@ def same_organization(a: str, b: str) -> bool:
     if len(a) not in (15, 18) or len(b) not in (15, 18):
         return False
     return a[:15] == b[:15]
+
+
+_ID_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def record_id_forms(value: str) -> list[str]:
+    """A Salesforce id in both its forms: the case-sensitive 15 characters an admin
+    copies from a page, and the 18 the API sends (the same plus a checksum of where
+    the capitals are); anything else as it is."""
+    text = value.strip()
+    if len(text) == 18 and text.isalnum():
+        return [text, text[:15]]
+    if len(text) == 15 and text.isalnum():
+        suffix = "".join(
+            _ID_SUFFIX_ALPHABET[
+                sum(1 << bit for bit, char in enumerate(text[start : start + 5]) if char.isupper())
+            ]
+            for start in (0, 5, 10)
+        )
+        return [text + suffix, text]
+    return [text]

@@ -118,6 +118,12 @@ def test_why_not_sent_answers_for_each_kind_of_reason(client, owner):
     assert "IsClosed equals" in page
     page = answer("5008a00009Zz0004AAB")
     assert "Not sent: task 1 (XM Directory: Distribute survey) failed: survey is not active" in page
+    # The 15-character id an admin copies from Salesforce finds the run of its
+    # 18-character form (what Salesforce sends), and the other way round.
+    post_soap(client, inactive, case(5, Id="5008a00009Zz05aAAB"))
+    assert "survey is not active" in answer("5008a00009Zz05a")
+    assert "survey is not active" in answer("5008a00009Zz05aAAB")
+    assert "No run of 5008a00009Zz05b." in answer("5008a00009Zz05b")
     assert "survey is not active" in answer("person4@example.org")
     page = answer("5008a00009Zz9999AAB")
     assert "No run of 5008a00009Zz9999AAB." in page

@@ -26,6 +26,7 @@ from xmflows.soap import (
     build_ack,
     build_fault,
     parse_outbound_message,
+    record_id_forms,
     same_organization,
 )
 
@@ -1035,3 +1036,16 @@ def test_build_fault_always_produces_parseable_soap(message: str, code: str) -> 
     expected = "".join(c if _xml_char(c) else "\ufffd" for c in message)
     # XML parsers turn a literal CR into LF; lxml escapes it, so it survives.
     assert faultstring == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "forms"),
+    [
+        ("0015000000Gv7qJ", ["0015000000Gv7qJAAR", "0015000000Gv7qJ"]),  # Salesforce's example
+        ("0015000000Gv7qJAAR", ["0015000000Gv7qJAAR", "0015000000Gv7qJ"]),
+        (" 5008a00002Ab01a ", ["5008a00002Ab01aAAB", "5008a00002Ab01a"]),
+        ("not-an-id", ["not-an-id"]),
+    ],
+)
+def test_record_id_forms(given: str, forms: list[str]) -> None:
+    assert record_id_forms(given) == forms
