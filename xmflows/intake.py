@@ -156,34 +156,12 @@ def delivery_receive(
             reason=error.reason, code="Client", status=500, event=event, body=body, meta=meta
         )
     object_types = sorted({n.object_type for n in message.notifications})
-    if event.organization_id and not soap.same_organization(
-        message.organization_id, event.organization_id
-    ):
+
+    def refuse(reason: str) -> IntakeResult:
+        # A readable message this event does not take: the sender's to fix (Client),
+        # recorded with what the message says of itself.
         return _reject(
-            reason=(
-                f"wrong organization: the message comes from {message.organization_id!r}, "
-                f"this event accepts only {event.organization_id!r}"
-            ),
-            code="Client",
-            status=500,
-            event=event,
-            body=body,
-            meta=meta,
-            organization_id=message.organization_id,
-            object_type=",".join(object_types),
-        )
-    # Salesforce names the type of every sObject, a deleted record's empty one included:
-    # a notification that names none cannot be shown to be the event's object.
-    untyped = next(
-        (number for number, n in enumerate(message.notifications, start=1) if not n.object_type),
-        None,
-    )
-    if untyped is not None:
-        return _reject(
-            reason=(
-                f"notification {untyped} names no object type (its sObject, if any, has no "
-                f"xsi:type); this event expects {event.object_name!r}"
-            ),
+            reason=reason,
             code="Client",
             status=500,
             event=event,
@@ -192,38 +170,39 @@ def delivery_receive(
             organization_id=message.organization_id,
             object_type=",".join(t for t in object_types if t),
         )
+
+    if event.organization_id and not soap.same_organization(
+        message.organization_id, event.organization_id
+    ):
+        return refuse(
+            f"wrong organization: the message comes from {message.organization_id!r}, "
+            f"this event accepts only {event.organization_id!r}"
+        )
+    # Salesforce names the type of every sObject, a deleted record's empty one included:
+    # a notification that names none cannot be shown to be the event's object.
+    untyped = next(
+        (number for number, n in enumerate(message.notifications, start=1) if not n.object_type),
+        None,
+    )
+    if untyped is not None:
+        return refuse(
+            f"notification {untyped} names no object type (its sObject, if any, has no "
+            f"xsi:type); this event expects {event.object_name!r}"
+        )
     wrong = [t for t in object_types if t.lower() != event.object_name.lower()]
     if wrong:
-        return _reject(
-            reason=(
-                f"wrong object type: the message holds {', '.join(repr(t) for t in wrong)}, "
-                f"this event expects {event.object_name!r}"
-            ),
-            code="Client",
-            status=500,
-            event=event,
-            body=body,
-            meta=meta,
-            organization_id=message.organization_id,
-            object_type=",".join(object_types),
+        return refuse(
+            f"wrong object type: the message holds {', '.join(repr(t) for t in wrong)}, "
+            f"this event expects {event.object_name!r}"
         )
     # An id longer than the column would fail the insert as our own error (a Server
     # fault Salesforce retries for a day); it is bad input. Real ids have 15-18 characters.
     id_limit = Notification._meta.get_field("notification_id").max_length
     for number, notification in enumerate(message.notifications, start=1):
         if len(notification.notification_id) > id_limit:
-            return _reject(
-                reason=(
-                    f"notification {number} has an Id of {len(notification.notification_id)} "
-                    f"characters; at most {id_limit} are accepted"
-                ),
-                code="Client",
-                status=500,
-                event=event,
-                body=body,
-                meta=meta,
-                organization_id=message.organization_id,
-                object_type=",".join(object_types),
+            return refuse(
+                f"notification {number} has an Id of {len(notification.notification_id)} "
+                f"characters; at most {id_limit} are accepted"
             )
     try:
         return _store(event=event, message=message, meta=meta, trigger=trigger)
