@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "CONTACT_FIELDS",
     "EMAIL_MESSAGE_FIELDS",
+    "FOLLOW_UPS",
     "FORM_TASK_TYPES",
     "SMS_CHANNELS",
     "ParsedForm",
@@ -46,6 +47,17 @@ CONTACT_FIELDS: tuple[tuple[str, str, bool], ...] = (
 )
 EMAIL_MESSAGE_FIELDS: tuple[str, ...] = ("from_name", "from_email", "reply_to", "subject", "body")
 SMS_CHANNELS = frozenset({"sms", "sms_survey"})
+# The follow-ups of a distribute task (xmflows.campaign_config) and the inputs each has
+# besides its on/off box: the texts shown are the channel's (subject and body for
+# email, text for SMS), as for the invitation.
+FOLLOW_UPS: dict[str, tuple[str, ...]] = {
+    "reminder": ("after_days", "when", "subject", "body", "text"),
+    "thank_you": ("subject", "body", "text"),
+}
+_FOLLOW_UP_DEFAULTS = {"when": "not_started"}
+_FOLLOW_UP_NUMBERS = frozenset({"after_days"})
+# Scalars edited with a checkbox: "on" or "" in the form, true/false in the definition.
+_CHECKBOXES = frozenset({"send_at_next_working_hour"})
 # The config keys each form edits; anything else in a task's config is carried
 # through a hidden field untouched, so a key added later (reminders, link expiry…)
 # is never lost by saving from the builder.
@@ -60,12 +72,22 @@ FORM_TASK_TYPES: dict[str, frozenset[str]] = {
             "embedded_data",
             "message",
             "send_delay_minutes",
+            "link_expiry_days",
+            "send_at_next_working_hour",
+            *FOLLOW_UPS,
         }
     ),
 }
 _SCALARS: dict[str, tuple[str, ...]] = {
     "add_to_directory": ("mode", "mailing_list"),
-    "distribute_survey": ("channel", "survey", "mailing_list", "send_delay_minutes"),
+    "distribute_survey": (
+        "channel",
+        "survey",
+        "mailing_list",
+        "send_delay_minutes",
+        "link_expiry_days",
+        "send_at_next_working_hour",
+    ),
 }
 _DEFAULTS: dict[str, dict[str, str]] = {
     "add_to_directory": {"mode": "embedded_data", "mailing_list": ""},
@@ -74,6 +96,8 @@ _DEFAULTS: dict[str, dict[str, str]] = {
         "survey": "",
         "mailing_list": "",
         "send_delay_minutes": "0",
+        "link_expiry_days": "",
+        "send_at_next_working_hour": "",
     },
 }
 _UNARY_OPERATORS = frozenset({"is_empty", "is_not_empty"})
@@ -90,6 +114,8 @@ class TaskState:
     contact: dict[str, str] = field(default_factory=dict)
     embedded: list[list[str]] = field(default_factory=list)  # [name, value] rows
     message: dict[str, str] = field(default_factory=dict)
+    # {"reminder": {"on": "on" or "", "after_days": …, "subject": …}, "thank_you": {…}}
+    follow_ups: dict[str, dict[str, str]] = field(default_factory=dict)
     # Config keys the form does not edit, kept as they were (JSON in a hidden field).
     extra: dict[str, Any] = field(default_factory=dict)
     # The whole config as JSON, for task types that have no form of their own.
@@ -138,6 +164,7 @@ def new_task(task_type: str) -> TaskState:
         task.embedded = [["", ""]]
         if task_type == "distribute_survey":
             task.message = dict.fromkeys(EMAIL_MESSAGE_FIELDS, "") | {"text": ""}
+            task.follow_ups = {key: _follow_up_state(None, key) for key in FOLLOW_UPS}
     else:
         task.config_json = "{}"
     return task
@@ -149,6 +176,22 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _scalar_text(key: str, value: Any) -> str:
+    if key in _CHECKBOXES:
+        return "on" if value is True or _text(value).lower() in {"true", "on", "1"} else ""
+    return _text(value)
+
+
+def _follow_up_state(config: Any, key: str) -> dict[str, str]:
+    """A follow-up's inputs: its box ticked when the definition has it, its values
+    (or the defaults, so ticking the box later starts from them)."""
+    values = config if isinstance(config, Mapping) else {}
+    state = {"on": "on" if values else ""}
+    for name in FOLLOW_UPS[key]:
+        state[name] = _text(values.get(name, _FOLLOW_UP_DEFAULTS.get(name, "")))
+    return state
 
 
 def state_from_definition(definition: Mapping[str, Any]) -> FormState:
@@ -182,7 +225,9 @@ def state_from_definition(definition: Mapping[str, Any]) -> FormState:
             continue
         known = FORM_TASK_TYPES[task_type]
         scalars = dict(_DEFAULTS[task_type])
-        scalars.update({key: _text(config[key]) for key in _SCALARS[task_type] if key in config})
+        scalars.update(
+            {key: _scalar_text(key, config[key]) for key in _SCALARS[task_type] if key in config}
+        )
         contact = config.get("contact") or {}
         message = dict(config.get("message") or {})
         extra = {key: value for key, value in config.items() if key not in known}
@@ -201,6 +246,9 @@ def state_from_definition(definition: Mapping[str, Any]) -> FormState:
                 contact={key: _text(contact.get(key)) for key, _, _ in CONTACT_FIELDS},
                 embedded=[[str(name), _text(value)] for name, value in embedded.items()],
                 message={key: _text(message.get(key)) for key in (*EMAIL_MESSAGE_FIELDS, "text")},
+                follow_ups={key: _follow_up_state(config.get(key), key) for key in FOLLOW_UPS}
+                if task_type == "distribute_survey"
+                else {},
                 extra=extra,
             )
         )
@@ -271,7 +319,21 @@ def state_from_post(data: Mapping[str, str]) -> ParsedForm:
             embedded_keys.append([])
             continue
         task = TaskState(type=task_type)
-        task.scalars = {key: value(key).strip() for key in _SCALARS[task_type]}
+        task.scalars = {
+            key: ("on" if value(key) else "") if key in _CHECKBOXES else value(key).strip()
+            for key in _SCALARS[task_type]
+        }
+        if task_type == "distribute_survey":
+            task.follow_ups = {
+                key: {"on": "on" if value(f"{key}.on") else ""}
+                | {
+                    name: value(f"{key}.{name}").strip()
+                    if name in _FOLLOW_UP_NUMBERS
+                    else _multiline(value(f"{key}.{name}"))
+                    for name in names
+                }
+                for key, names in FOLLOW_UPS.items()
+            }
         task.contact = {key: value(f"contact.{key}") for key, _, _ in CONTACT_FIELDS}
         task.message = {
             key: _multiline(value(f"message.{key}")) for key in (*EMAIL_MESSAGE_FIELDS, "text")
@@ -308,6 +370,21 @@ def state_from_post(data: Mapping[str, str]) -> ParsedForm:
     )
 
 
+def _follow_up_config(key: str, follow_up: Mapping[str, str], channel: str) -> dict[str, str]:
+    """A ticked follow-up as the task config has it: the channel's texts only, and a
+    number left blank absent (so the serializer says it is required)."""
+    texts = {"text"} if channel in SMS_CHANNELS else {"subject", "body"}
+    config = {}
+    for name in FOLLOW_UPS[key]:
+        value = follow_up.get(name, "")
+        if name in {"subject", "body", "text"} and name not in texts:
+            continue
+        if name in _FOLLOW_UP_NUMBERS and value == "":
+            continue
+        config[name] = value
+    return config
+
+
 def definition_from_state(state: FormState) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The definition to validate, and the problems the definition cannot express
     (an embedded data row without a name, a name used twice, unparsable JSON)."""
@@ -337,9 +414,14 @@ def definition_from_state(state: FormState) -> tuple[dict[str, Any], dict[str, l
         message_extra = extra.pop("message", None)
         config: dict[str, Any] = {"type": task.type, **extra}
         for key, value in task.scalars.items():
+            if key in _CHECKBOXES:
+                if value == "on":
+                    config[key] = True
+                else:
+                    config.pop(key, None)
             # Left blank, a number is absent: "this field is required" (or the
             # default) reads better than "a valid integer is required".
-            if value != "":
+            elif value != "":
                 config[key] = value
         config["contact"] = dict(task.contact)
         embedded: dict[str, str] = {}
@@ -360,6 +442,12 @@ def definition_from_state(state: FormState) -> tuple[dict[str, Any], dict[str, l
             keys = ("text",) if channel in SMS_CHANNELS else EMAIL_MESSAGE_FIELDS
             picked = {key: task.message.get(key, "") for key in keys}
             config["message"] = {**(message_extra or {}), **picked}
+            for key in FOLLOW_UPS:
+                follow_up = task.follow_ups.get(key) or {}
+                if follow_up.get("on") == "on":
+                    config[key] = _follow_up_config(key, follow_up, channel)
+                else:
+                    config.pop(key, None)  # unticked: the follow-up is removed
         tasks.append(config)
     definition = {
         "name": state.name,

@@ -29,6 +29,7 @@ from xmflows import selectors, task_types
 from xmflows.builder_form import (
     CONTACT_FIELDS,
     EMAIL_MESSAGE_FIELDS,
+    FOLLOW_UPS,
     FORM_TASK_TYPES,
     SMS_CHANNELS,
     FormState,
@@ -84,6 +85,30 @@ MESSAGE_LABELS = {
     "body": "Message (HTML allowed)",
     "text": "SMS text",
 }
+FOLLOW_UP_LABELS = {
+    "after_days": "After (days)",
+    "when": "If the respondent has",
+    "subject": "Subject",
+    "body": "Message (HTML allowed)",
+    "text": "SMS text",
+}
+FOLLOW_UP_TEXTS = {
+    "reminder": {
+        "title": "Send a reminder",
+        "help": "Sent once, by the invitation's channel, with the same personal link, to "
+        "a respondent who has not started (or not finished) the survey by then. Piped "
+        "text shows the values frozen at the invitation.",
+    },
+    "thank_you": {
+        "title": "Send a thank-you when the survey is finished",
+        "help": "Sent by the invitation's channel once the respondent finishes the "
+        "survey. Piped text shows the values frozen at the invitation.",
+    },
+}
+REMINDER_WHEN_CHOICES = [
+    ("not_started", "not started the survey"),
+    ("not_finished", "not finished the survey"),
+]
 
 
 # --- The JSON editor: the advanced view, kept beside the form ---------------------------
@@ -232,6 +257,10 @@ class _View:
                     for name in (*EMAIL_MESSAGE_FIELDS, "text")
                 ]
                 view["message_errors"] = self._take(f"{prefix}.message")
+                view["follow_ups_view"] = [
+                    self.follow_up(prefix, key, task.follow_ups.get(key) or {})
+                    for key in FOLLOW_UPS
+                ]
         else:
             view["config_json"] = self.field(f"{prefix}.config_json", task.config_json)
         # Whatever else was said about this task: on its card.
@@ -241,6 +270,21 @@ class _View:
             if path.startswith(prefix + ".") and path not in self.consumed
             for message in self._take(path)
         ]
+        return view
+
+    def follow_up(self, prefix: str, key: str, values: dict[str, str]) -> dict[str, Any]:
+        """A follow-up's box and inputs; its texts carry the channel they belong to."""
+        view: dict[str, Any] = {
+            "key": key,
+            "on": self.field(f"{prefix}.{key}.on", values.get("on", "")),
+            **FOLLOW_UP_TEXTS[key],
+        }
+        for name in FOLLOW_UPS[key]:
+            view[name] = {
+                **self.field(f"{prefix}.{key}.{name}", values.get(name, "")),
+                "label": FOLLOW_UP_LABELS[name],
+            }
+        view["errors"] = self._take(f"{prefix}.{key}")
         return view
 
     def _take(self, name: str) -> list[str]:
@@ -319,6 +363,7 @@ def _choices(user, state: FormState | None = None) -> dict[str, Any]:
         "survey_choices": surveys,
         "channel_choices": CHANNEL_CHOICES,
         "mode_choices": MODE_CHOICES,
+        "reminder_when_choices": REMINDER_WHEN_CHOICES,
         "operator_choices": [(op, OPERATOR_LABELS[op]) for op in OPERATORS],
         "match_choices": MATCH_CHOICES,
         "on_failure_choices": OnFailure.choices,

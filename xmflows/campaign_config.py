@@ -28,8 +28,8 @@ __all__ = [
     "ReminderSerializer",
     "ThankYouSerializer",
     "follow_up_config",
+    "follow_up_text_errors",
     "planned_send_time",
-    "validate_follow_ups",
     "working_hours_of",
 ]
 
@@ -54,41 +54,56 @@ def _template(max_length: int) -> serializers.CharField:
 
 class FollowUpMessageSerializer(StrictSerializer):
     """The texts of a follow-up: subject and body (email) or text (SMS), piped text
-    rendered from the invitation's frozen snapshot."""
+    rendered from the invitation's frozen snapshot.
+
+    The texts the task's channel needs are checked together with the other fields
+    (a missing subject is reported beside a missing `after_days`, not after it)."""
+
+    follow_up_name = ""  # "reminder" or "thank_you": how the messages name it
 
     subject = _template(SUBJECT_MAX)
     body = _template(BODY_MAX)
     text = _template(SMS_TEXT_MAX)
 
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        task = getattr(self.parent, "initial_data", None)
+        channel = task.get("channel") if isinstance(task, dict) else None
+        missing = follow_up_text_errors(self.follow_up_name, data, channel)
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if missing and isinstance(error.detail, dict):
+                raise serializers.ValidationError({**missing, **error.detail}) from None
+            raise
+        if missing:
+            raise serializers.ValidationError(missing)
+        return value
+
 
 class ReminderSerializer(FollowUpMessageSerializer):
+    follow_up_name = "reminder"
+
     after_days = serializers.IntegerField(min_value=1, max_value=MAX_REMINDER_DAYS)
     when = serializers.ChoiceField(choices=list(REMINDER_WHEN), default=REMINDER_WHEN[0])
 
 
 class ThankYouSerializer(FollowUpMessageSerializer):
-    pass
+    follow_up_name = "thank_you"
 
 
-def validate_follow_ups(attrs: dict[str, Any]) -> None:
-    """The texts each configured follow-up needs on the task's channel: subject and body
-    for email, text for SMS. Raises a ValidationError keyed by follow-up and field."""
-    channel = attrs.get("channel") or "email"
-    errors: dict[str, dict[str, list[str]]] = {}
-    for key in FOLLOW_UP_KEYS:
-        config = attrs.get(key)
-        if not config:
-            continue
-        needed = ("subject", "body") if channel in EMAIL_CHANNELS else ("text",)
-        missing = {
-            name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"]
-            for name in needed
-            if not (config.get(name) or "").strip()
-        }
-        if missing:
-            errors[key] = missing
-    if errors:
-        raise serializers.ValidationError(errors)
+def follow_up_text_errors(key: str, config: Any, channel: str | None) -> dict[str, list[str]]:
+    """The texts a configured follow-up (`key`: reminder or thank_you) lacks on the
+    task's channel: subject and body for email, text for SMS. {} when none, or when
+    the follow-up is not configured."""
+    if not isinstance(config, dict) or not config:
+        return {}
+    channel = channel or "email"
+    needed = ("subject", "body") if channel in EMAIL_CHANNELS else ("text",)
+    return {
+        name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"]
+        for name in needed
+        if not (config.get(name) or "").strip()
+    }
 
 
 def follow_up_config(config: dict[str, Any]) -> dict[str, Any]:

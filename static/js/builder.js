@@ -48,6 +48,14 @@
     root.querySelectorAll("button.dyn, [data-action=preview]").forEach(function (b) { b.hidden = false; });
     root.querySelectorAll("article.task").forEach(showChannel);
     if (root.matches && root.matches("article.task")) showChannel(root);
+    root.querySelectorAll("fieldset[data-follow-up]").forEach(showFollowUp);
+  }
+
+  // A follow-up's inputs show while its box is ticked (all show without the script).
+  function showFollowUp(fieldset) {
+    var box = fieldset.querySelector("legend input[type=checkbox]");
+    var body = fieldset.querySelector("[data-follow-up-body]");
+    if (box && body) body.hidden = !box.checked;
   }
 
   function fromTemplate(id, replacements) {
@@ -100,7 +108,9 @@
       label.appendChild(document.createTextNode(" "));
       label.appendChild(star);
     } else if (!required && star) {
-      if (star.previousSibling && star.previousSibling.nodeType === 3) star.previousSibling.remove();
+      // Only the space before the star goes: that text node also holds the label.
+      var before = star.previousSibling;
+      if (before && before.nodeType === 3) before.textContent = before.textContent.replace(/\s+$/, "");
       star.remove();
     }
   }
@@ -158,6 +168,7 @@
   });
   form.addEventListener("change", function (event) {
     if (event.target.matches("select[data-role=channel]")) showChannel(event.target.closest("article.task"));
+    if (event.target.matches("fieldset[data-follow-up] legend input")) showFollowUp(event.target.closest("fieldset"));
   });
   reveal(form);
 

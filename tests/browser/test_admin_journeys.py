@@ -136,13 +136,30 @@ def test_build_the_demo_workflow_from_scratch_and_follow_a_message(page, site, d
     assert starred("phone") and not starred("email")
     channel.select_option("email")
     assert starred("email") and not starred("phone")
+    # Only the star comes and goes, never the label's own words.
+    for name, label in (("email", "Email *"), ("phone", "Phone")):
+        field_id = contact(name).get_attribute("id")
+        assert card.locator(f"label[for='{field_id}']").inner_text().strip() == label
+
+    # A reminder: its inputs show once its box is ticked, by the card's channel.
+    reminder = card.locator("fieldset[data-follow-up=reminder]")
+    after_days = reminder.locator("input[name$='.reminder.after_days']")
+    assert after_days.is_hidden()
+    reminder.locator("legend input[type=checkbox]").check()
+    after_days.fill("3")
+    reminder.locator("input[name$='.reminder.subject']").fill("Still time, ${m://FirstName}")
+    reminder.locator("textarea[name$='.reminder.body']").fill("<p>${l://SurveyLink}</p>")
+    assert reminder.locator("textarea[name$='.reminder.text']").is_hidden()
+    assert card.locator("fieldset[data-follow-up=thank_you] textarea").first.is_hidden()
     screenshot(page, "02-builder-filled")
 
     page.click("#save-workflow")
     page.wait_for_url("**/workflows/*/")
     assert "Workflow saved." in page.content()
     workflow = Workflow.objects.get(name="Closed case → survey email")
-    assert workflow.tasks.get().config["contact"]["first_name"] == "${event://First_Name__c}"
+    config = workflow.tasks.get().config
+    assert config["contact"]["first_name"] == "${event://First_Name__c}"
+    assert config["reminder"]["after_days"] == 3 and not config["thank_you"]
 
     page.click("#copy-url")
     page.wait_for_selector("#copy-status:has-text('Copied')")

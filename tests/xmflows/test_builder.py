@@ -8,7 +8,7 @@ import re
 import pytest
 from django.test import Client
 
-from distributions.models import OutboxMessage, VerifiedSender
+from distributions.models import OutboxMessage, Recipient, VerifiedSender
 from tests.conftest import fixture_bytes
 from tests.factories import (
     event_path,
@@ -274,6 +274,146 @@ def test_a_task_type_without_a_form_is_edited_as_json(client, owner, task_probe)
 
 
 # --- Validation errors beside their fields ---------------------------------------------------
+
+
+FOLLOW_UPS_POST = {
+    "tasks.0.send_at_next_working_hour": "on",
+    "tasks.0.link_expiry_days": "14",
+    "tasks.0.reminder.on": "on",
+    "tasks.0.reminder.after_days": "3",
+    "tasks.0.reminder.when": "not_finished",
+    "tasks.0.reminder.subject": "A reminder, ${m://FirstName}",
+    "tasks.0.reminder.body": "<p>${l://SurveyLink?d=Finish the survey}</p>",
+    "tasks.0.reminder.text": "typed, then the channel became email",
+    "tasks.0.thank_you.on": "on",
+    "tasks.0.thank_you.subject": "Thank you, ${m://FirstName}",
+    "tasks.0.thank_you.body": "<p>Thanks!</p>",
+    "tasks.0.thank_you.text": "",
+}
+
+
+def test_timing_link_expiry_and_follow_ups_are_set_in_the_builder(client, owner, setup):
+    client.force_login(owner)
+    response = client.post("/workflows/new/", demo_post(setup, **FOLLOW_UPS_POST))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    workflow = Workflow.objects.get()
+    config = workflow.tasks.get().config
+    assert config["send_at_next_working_hour"] is True
+    assert config["link_expiry_days"] == 14
+    # The email channel's texts only (the text typed before the channel changed is not
+    # kept; the serializer stores every key of a follow-up, blank when unused).
+    assert config["reminder"] == {
+        "after_days": 3,
+        "when": "not_finished",
+        "subject": "A reminder, ${m://FirstName}",
+        "body": "<p>${l://SurveyLink?d=Finish the survey}</p>",
+        "text": "",
+    }
+    assert "typed" not in json.dumps(config["reminder"])
+    assert config["thank_you"]["subject"] == "Thank you, ${m://FirstName}"
+
+    # The edit page shows them set, and posting it back changes nothing.
+    page = client.get(f"/workflows/{workflow.pk}/edit/").content.decode()
+    fields = dict(form_fields(page, "builder"))
+    assert fields["tasks.0.send_at_next_working_hour"] == "on"
+    assert fields["tasks.0.reminder.on"] == "on" and fields["tasks.0.thank_you.on"] == "on"
+    assert fields["tasks.0.reminder.after_days"] == "3"
+    assert fields["tasks.0.reminder.when"] == "not_finished"
+    assert fields["tasks.0.link_expiry_days"] == "14"
+    before = client.get(f"/api/v1/workflows/{workflow.pk}/export/").json()
+    assert client.post(f"/workflows/{workflow.pk}/edit/", fields).status_code == 302
+    assert client.get(f"/api/v1/workflows/{workflow.pk}/export/").json() == before
+
+    # Unticking removes a follow-up and the working-hours rule; a blank expiry is none.
+    for name in ("tasks.0.thank_you.on", "tasks.0.send_at_next_working_hour"):
+        del fields[name]
+    fields["tasks.0.link_expiry_days"] = ""
+    assert client.post(f"/workflows/{workflow.pk}/edit/", fields).status_code == 302
+    config = workflow.tasks.get().config
+    assert not config.get("thank_you") and not config.get("send_at_next_working_hour")
+    assert config.get("link_expiry_days") is None
+    assert config["reminder"]["after_days"] == 3
+
+
+def test_a_builder_made_reminder_and_link_expiry_reach_the_distribution(client, owner, setup):
+    client.force_login(owner)
+    post = demo_post(setup, **FOLLOW_UPS_POST)
+    del post["tasks.0.send_at_next_working_hour"]  # send now, whatever the hour
+    assert client.post("/workflows/new/", post).status_code == 302
+    workflow = Workflow.objects.get()
+    assert (
+        post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml")).status_code == 200
+    )
+    line = Recipient.objects.get()
+    assert line.status == "sent", line.reason
+    # The reminder is planned three days after the send, the link lives 14 days.
+    assert line.reminder_due_at is not None
+    assert abs((line.reminder_due_at - line.sent_at).total_seconds() - 3 * 86400) < 60
+    assert abs((line.link.expires_at - line.sent_at).total_seconds() - 14 * 86400) < 60
+    assert (
+        line.distribution.follow_up_config["thank_you"]["subject"] == "Thank you, ${m://FirstName}"
+    )
+
+
+def test_follow_up_problems_are_shown_beside_their_inputs(client, owner, setup):
+    client.force_login(owner)
+    data = demo_post(
+        setup,
+        **{
+            **FOLLOW_UPS_POST,
+            "tasks.0.link_expiry_days": "0",
+            "tasks.0.reminder.after_days": "",
+            "tasks.0.reminder.subject": "  ",
+            "tasks.0.thank_you.body": "",
+        },
+    )
+    response = client.post("/workflows/new/", data)
+    assert response.status_code == 400
+    assert not Workflow.objects.exists()
+    page = response.content.decode()
+    assert "greater than or equal to 1" in errors_beside(page, "f-tasks-0-link_expiry_days")[0]
+    assert errors_beside(page, "f-tasks-0-reminder-after_days") == ["This field is required."]
+    assert errors_beside(page, "f-tasks-0-reminder-subject") == [
+        "a reminder by email needs a subject"
+    ]
+    assert errors_beside(page, "f-tasks-0-thank_you-body") == ["a thank-you by email needs a body"]
+    # What was typed is kept, boxes stay ticked.
+    fields = dict(form_fields(page, "builder"))
+    assert fields["tasks.0.reminder.on"] == "on" and fields["tasks.0.thank_you.on"] == "on"
+    assert fields["tasks.0.thank_you.subject"] == "Thank you, ${m://FirstName}"
+
+
+def test_an_sms_reminder_takes_its_text(client, owner, setup):
+    client.force_login(owner)
+    data = demo_post(
+        setup,
+        **{
+            "tasks.0.channel": "sms",
+            "tasks.0.contact.email": "",
+            "tasks.0.contact.phone": "${event://ContactPhone}",
+            "tasks.0.message.text": "Hi ${m://FirstName}: ${l://SurveyURL}",
+            "tasks.0.reminder.on": "on",
+            "tasks.0.reminder.after_days": "2",
+            "tasks.0.reminder.when": "not_started",
+            "tasks.0.reminder.subject": "an email subject, not used by a text",
+            "tasks.0.reminder.text": "",
+        },
+    )
+    response = client.post("/workflows/new/", data)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert errors_beside(page, "f-tasks-0-reminder-text") == ["a reminder by sms needs a text"]
+    # The email texts of the follow-ups are hidden on a text's card, also without script.
+    assert re.search(
+        r'data-channel-group="email" hidden>\s*<label for="f-tasks-0-reminder-subject"', page
+    )
+    data["tasks.0.reminder.text"] = "Still time: ${l://SurveyURL}"
+    response = client.post("/workflows/new/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    reminder = Workflow.objects.get().tasks.get().config["reminder"]
+    assert (reminder["after_days"], reminder["when"]) == (2, "not_started")
+    assert reminder["text"] == "Still time: ${l://SurveyURL}"
+    assert reminder["subject"] == ""  # the email subject typed on a text's card is not kept
 
 
 def test_validation_errors_are_shown_next_to_their_fields(client, owner, setup):

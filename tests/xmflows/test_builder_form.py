@@ -57,7 +57,10 @@ def test_a_definition_survives_the_form_state():
     assert first["mailing_list"] == "4"  # the serializer turns it back into a number
     # SMS keeps its text; keys without an input are carried through.
     assert second["message"] == {"future": 1, "text": "Hi ${m://FirstName}"}
-    assert second["reminder"] == {"after_days": 3}
+    # The reminder is edited by the form now: its SMS text (blank here, which the
+    # serializer refuses) and the default "when".
+    assert second["reminder"] == {"after_days": "3", "when": "not_started", "text": ""}
+    assert "thank_you" not in second and "send_at_next_working_hour" not in second
     assert third == {"type": "custom_webhook", "url": "https://example.com/hook"}
     assert (definition["on_failure"], definition["notify_owner_on_failure"]) == ("continue", True)
 

@@ -55,7 +55,6 @@ from xmflows.campaign_config import (
     ThankYouSerializer,
     follow_up_config,
     planned_send_time,
-    validate_follow_ups,
 )
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
@@ -201,10 +200,6 @@ class DistributeSurveyConfigSerializer(StrictSerializer):
         if missing:
             raise serializers.ValidationError(missing)
         return contact
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        validate_follow_ups(attrs)
-        return attrs
 
 
 def _contact_section(values: dict[str, Any]) -> dict[str, str]:
