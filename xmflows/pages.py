@@ -153,7 +153,7 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "run": run,
         "payload": payload,
-        "fields": sorted((payload.get("fields") or {}).items()),
+        "fields": list((payload.get("fields") or {}).items()),  # as Salesforce sent them
         "task_runs": explanation.task_runs,
         "recipients": [
             {"line": line, "url": selectors.distribution_page_url(line)}

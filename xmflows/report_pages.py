@@ -88,7 +88,6 @@ def run_dry_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         {
             "run": run,
             "result": result,
-            "fields": sorted((run.notification.payload.get("fields") or {}).items()),
             "can_operate": can_operate(workflow=run.workflow, user=request.user),
         },
     )

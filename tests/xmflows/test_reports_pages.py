@@ -175,6 +175,19 @@ def test_run_detail_links_to_the_contact_and_each_lines_distribution(client, own
     assert "Sent" in page
 
 
+def test_run_detail_lists_the_fields_in_the_order_salesforce_sent_them(client, owner):
+    workflow = survey_workflow(owner)
+    # Neither alphabetical nor PostgreSQL jsonb's (shorter names first) order.
+    post_soap(client, workflow, case(7, Zeta__c="z", Priority="High", A__c="a"))
+    run = Run.objects.get()
+    client.force_login(owner)
+    sent = ["Id", "CaseNumber", "ContactEmail", "First_Name__c", "Last_Name__c", "IsClosed"]
+    sent += ["Zeta__c", "Priority", "A__c"]
+    page = client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
+    table = re.search(r'<table id="payload">.*?</table>', page, re.S).group(0)
+    assert re.findall(r"<tr><td>([^<]+)</td>", table) == sent
+
+
 def test_runs_api_email_filter_ignores_case(api_client, client, admin_user):
     workflow = survey_workflow(admin_user)
     post_soap(client, workflow, case(7))
