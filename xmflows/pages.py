@@ -209,3 +209,10 @@ def delivery_list_page(request: HttpRequest) -> HttpResponse:
             "query": query.urlencode(),
         },
     )
+
+
+@login_required
+def queue_page(request: HttpRequest) -> HttpResponse:
+    """The background queue (SPEC F9): what waits, what runs, what failed, and whether
+    a worker is taking the work at all."""
+    return render(request, "xmflows/queue.html", {"queue": selectors.queue_overview()})

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import QuerySet, Value
+from django.db.models import Count, Min, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -397,3 +397,160 @@ def rejected_deliveries_mentioning(text: str, *, days: int = 30, limit: int = 10
         )
         .order_by("-received_at")[:limit]
     )
+
+
+# --- The background queue, as the Queue page shows it (SPEC F9) ---------------------------
+
+# Queued work older than this with no run started meanwhile means no worker is taking it.
+IDLE_WORKERS_AFTER = timedelta(minutes=2)
+# A schedule this late to run means no qcluster is running its scheduler.
+LATE_SCHEDULE_AFTER = timedelta(minutes=3)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
+
+
+@dataclass
+class QueueOverview:
+    now: datetime
+    broker: str  # "database" or "Redis"
+    broker_reachable: bool
+    broker_jobs: int | None  # jobs waiting in the broker; None when it cannot be asked
+    runs_due: int  # queued runs a worker may take now
+    oldest_due_at: datetime | None
+    runs_waiting_retry: int
+    next_retry_at: datetime | None
+    runs_running: int
+    runs_stuck: int  # running for longer than XMFLOWS_STUCK_AFTER_SECONDS
+    runs_failed_24h: int
+    last_run_started_at: datetime | None
+    lines_scheduled: int
+    next_scheduled_for: datetime | None
+    lines_waiting_retry: int
+    schedules: list = field(default_factory=list)  # django_q Schedule rows
+    job_failures: list = field(default_factory=list)  # the latest failed jobs
+    warnings: list[str] = field(default_factory=list)
+
+
+def _broker_state() -> tuple[str, bool, int | None]:
+    from django.conf import settings
+    from django_q.brokers import get_broker
+
+    kind = "Redis" if settings.Q_CLUSTER.get("redis") else "database"
+    try:
+        broker = get_broker()
+        if not broker.ping():
+            return kind, False, None
+        return kind, True, int(broker.queue_size())
+    except Exception:  # the page says the broker is unreachable; it must still render
+        return kind, False, None
+
+
+def queue_overview(*, now: datetime | None = None, failures: int = 20) -> QueueOverview:
+    """Backlog and failures of the background work: runs and distribution lines
+    waiting (the database rows are the truth, PITFALLS.md 1), the broker's own queue,
+    the periodic jobs, the latest jobs that raised — and what looks wrong."""
+    from django.conf import settings
+    from django_q.models import Failure, Schedule
+
+    from distributions.models import Recipient, RecipientStatus
+
+    now = now or timezone.now()
+    runs = Run.objects.all()
+    due = runs.filter(status=RunStatus.QUEUED).exclude(next_attempt_at__gt=now)
+    due_stats = due.aggregate(count=Count("id"), oldest=Min("created_at"))
+    waiting = runs.filter(status=RunStatus.QUEUED, next_attempt_at__gt=now)
+    waiting_stats = waiting.aggregate(count=Count("id"), soonest=Min("next_attempt_at"))
+    running = runs.filter(status=RunStatus.RUNNING)
+    stuck_since = now - timedelta(seconds=settings.XMFLOWS_STUCK_AFTER_SECONDS)
+    # Of the runs received in the last 24 hours (an id range, then the exact time).
+    day_ago = now - timedelta(days=1)
+    first_id = _first_id_at_or_after(day_ago - ID_ORDER_SLACK)
+    failed_recent = runs.filter(status=RunStatus.FAILED, created_at__gte=day_ago)
+    lines = Recipient.objects.all()
+    scheduled = lines.filter(status=RecipientStatus.SCHEDULED)
+    retrying = lines.filter(status=RecipientStatus.PENDING, next_attempt_at__gt=now)
+    broker, reachable, jobs = _broker_state()
+    overview = QueueOverview(
+        now=now,
+        broker=broker,
+        broker_reachable=reachable,
+        broker_jobs=jobs,
+        runs_due=due_stats["count"],
+        oldest_due_at=due_stats["oldest"],
+        runs_waiting_retry=waiting_stats["count"],
+        next_retry_at=waiting_stats["soonest"],
+        runs_running=running.count(),
+        runs_stuck=running.filter(started_at__lt=stuck_since).count(),
+        runs_failed_24h=0 if first_id is None else failed_recent.filter(id__gte=first_id).count(),
+        last_run_started_at=_last_run_started(),
+        lines_scheduled=scheduled.count(),
+        next_scheduled_for=scheduled.aggregate(soonest=Min("scheduled_for"))["soonest"],
+        lines_waiting_retry=retrying.count(),
+        schedules=list(Schedule.objects.order_by("name")),
+        job_failures=list(Failure.objects.order_by("-stopped")[:failures]),
+    )
+    overview.warnings = _queue_warnings(overview)
+    return overview
+
+
+def _last_run_started() -> datetime | None:
+    """When a worker last started a run, near enough: the start of the newest run of
+    each status but queued (one index seek each; a table scan for the true maximum
+    would grow with the history)."""
+    starts = [
+        Run.objects.filter(status=status).order_by("-id").values_list("started_at", flat=True)[:1]
+        for status in (RunStatus.RUNNING, *FINISHED_STATUSES)
+    ]
+    found = [moment for query in starts for moment in query if moment is not None]
+    return max(found, default=None)
+
+
+def _queue_warnings(overview: QueueOverview) -> list[str]:
+    warnings: list[str] = []
+    now = overview.now
+    if not overview.broker_reachable:
+        warnings.append(
+            f"The {overview.broker} broker cannot be reached: new runs are stored but not "
+            "queued until it is back (the sweeper queues them then)."
+        )
+    if overview.oldest_due_at and now - overview.oldest_due_at > IDLE_WORKERS_AFTER:
+        last = overview.last_run_started_at
+        if last is None or now - last > IDLE_WORKERS_AFTER:
+            waited = _age(now - overview.oldest_due_at)
+            warnings.append(
+                f"{overview.runs_due} run(s) have waited up to {waited} and no worker has "
+                "started a run since "
+                + (f"{last:%Y-%m-%d %H:%M:%S} UTC" if last else "this database was created")
+                + ": is a worker (manage.py qcluster) running?"
+            )
+    late = [
+        schedule
+        for schedule in overview.schedules
+        # repeats 0: a one-off that is done; negative: for ever.
+        if schedule.repeats != 0
+        and schedule.next_run
+        and now - schedule.next_run > LATE_SCHEDULE_AFTER
+    ]
+    if late:
+        names = ", ".join(f"'{schedule.name}'" for schedule in late)
+        warnings.append(
+            f"Periodic job(s) {names} are overdue by up to "
+            f"{_age(max(now - schedule.next_run for schedule in late))}: no worker "
+            "(manage.py qcluster) is running their scheduler."
+        )
+    if overview.runs_stuck:
+        warnings.append(
+            f"{overview.runs_stuck} run(s) have been running for too long (a worker "
+            "stopped mid-run?); the sweeper puts them back in the queue."
+        )
+    return warnings
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"

@@ -69,6 +69,7 @@ urlpatterns = [
         name="run-replay",
     ),
     path("reports/workflows/deliveries/", pages.delivery_list_page, name="delivery-list"),
+    path("reports/queue/", pages.queue_page, name="queue"),
     path(
         "reports/distributions/",
         report_pages.distribution_report_page,

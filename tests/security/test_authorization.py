@@ -101,6 +101,7 @@ EXPECTED: dict[str, tuple] = {
     "run-replay": (L, 405, 405, 405, None),
     "why-not-sent": (L, 200, 200, 200, None),
     "delivery-list-page": (L, 200, 200, 200, None),
+    "queue": (L, 200, 200, 200, None),
     "distribution-report": (L, 200, 200, 200, None),
     "survey-distributions": (L, 403, 200, 200, None),
     "outbox": (L, 200, 200, 200, None),
