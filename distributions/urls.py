@@ -11,6 +11,11 @@ urlpatterns = [
         name="survey-distribution-history-csv",
     ),
     path(
+        "surveys/<int:survey_id>/responses.csv",
+        views.survey_responses_csv,
+        name="survey-responses-csv",
+    ),
+    path(
         "distributions/<int:distribution_id>/history.csv",
         views.distribution_history_csv,
         name="distribution-history-csv",

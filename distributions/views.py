@@ -31,7 +31,8 @@ from distributions.selectors import (
     survey_link_prefix,
 )
 from surveys.models import Survey
-from surveys.selectors import survey_list_visible
+from surveys.response_export import csv_chunks as response_csv_chunks
+from surveys.selectors import response_export, survey_list_visible
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
@@ -39,7 +40,7 @@ CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 # --- Distribution history CSV (CONTRACT.md §6) -----------------------------------------
 
 
-def _csv_user(request: HttpRequest):
+def download_user(request: HttpRequest):
     """The signed-in user, or the owner of a valid API token; else an answer to send.
 
     Downloads are fetched by scripts (token) and by browsers (session), so both work;
@@ -106,7 +107,7 @@ def _stream_csv(rows, filename: str) -> StreamingHttpResponse:
 
 @require_GET
 def survey_history_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
-    user, refusal = _csv_user(request)
+    user, refusal = download_user(request)
     if refusal is not None:
         return refusal
     survey = get_object_or_404(Survey, pk=survey_id)
@@ -121,7 +122,7 @@ def survey_history_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
 
 @require_GET
 def distribution_history_csv(request: HttpRequest, distribution_id: int) -> HttpResponse:
-    user, refusal = _csv_user(request)
+    user, refusal = download_user(request)
     if refusal is not None:
         return refusal
     distribution = get_object_or_404(Distribution, pk=distribution_id)
@@ -132,6 +133,25 @@ def distribution_history_csv(request: HttpRequest, distribution_id: int) -> Http
         return filters
     rows = history_rows(distribution_id=distribution.pk, **filters)
     return _stream_csv(rows, f"distribution-{distribution.pk}-history.csv")
+
+
+@require_GET
+def survey_responses_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """The survey's responses (SPEC F6), one row each, streamed; beside the history
+    downloads because it is fetched the same ways (session or API token)."""
+    user, refusal = download_user(request)
+    if refusal is not None:
+        return refusal
+    survey = get_object_or_404(Survey, pk=survey_id)
+    if not survey_list_visible(user=user).filter(pk=survey.pk).exists():
+        return HttpResponseForbidden("you do not have access to this survey")
+    header, rows = response_export(survey=survey)
+    response = StreamingHttpResponse(
+        response_csv_chunks(header, rows), content_type=CSV_CONTENT_TYPE
+    )
+    response["Content-Disposition"] = f'attachment; filename="survey-{survey.pk}-responses.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Pages ------------------------------------------------------------------------------
@@ -174,6 +194,7 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
             "selected": selected,
             "recipients": recipients,
             "statuses": RecipientStatus.choices,
+            "response_count": survey.responses.count(),
         },
     )
 

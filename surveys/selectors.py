@@ -36,3 +36,49 @@ def response_for_link(link: SurveyLink) -> Response | None:
 
 def survey_link_by_token(token: str) -> SurveyLink | None:
     return SurveyLink.objects.select_related("survey").filter(token=token).first()
+
+
+def response_export(*, survey: Survey):
+    """(header, rows) of the survey's responses CSV, rows streamed from the database
+    in id order (surveys.response_export lays them out)."""
+    from surveys.response_export import ExportQuestion, ResponseRow, cells, columns
+
+    questions = [
+        ExportQuestion(id=pk, text=text)
+        for pk, text in survey.questions.order_by("position").values_list("pk", "text")
+    ]
+    embedded_names = [str(name) for name in survey.embedded_data_fields or []]
+    queryset = (
+        Response.objects.filter(survey=survey)
+        .select_related("contact", "link__recipient")
+        .order_by("id")
+    )
+
+    def rows():
+        for response in queryset.iterator(chunk_size=1000):
+            line = getattr(response.link, "recipient", None) if response.link else None
+            contact = response.contact
+            # Who it was sent to, as sent (the line is frozen); else the contact now.
+            person = line or contact
+            yield cells(
+                ResponseRow(
+                    id=response.pk,
+                    started_at=response.started_at,
+                    finished_at=response.finished_at,
+                    contact_id=response.contact_id,
+                    first_name=getattr(person, "first_name", "") or "",
+                    last_name=getattr(person, "last_name", "") or "",
+                    email=getattr(person, "email", "") or "",
+                    phone=getattr(person, "phone", "") or "",
+                    external_data_reference=getattr(person, "external_data_reference", "") or "",
+                    record_id=line.record_id if line else "",
+                    workflow_run_id=line.workflow_run_id if line else None,
+                    distribution_id=line.distribution_id if line else None,
+                    answers=response.answers or {},
+                    embedded_data=response.embedded_data or {},
+                ),
+                questions,
+                embedded_names,
+            )
+
+    return columns(questions, embedded_names), rows()

@@ -81,6 +81,7 @@ EXPECTED: dict[str, tuple] = {
     # --- CSV downloads: session or token; survey sharing decides.
     "distribution-history-csv": (401, 403, 200, 200, 403),
     "survey-distribution-history-csv": (401, 403, 200, 200, 403),
+    "survey-responses-csv": (401, 403, 200, 200, 403),
     # --- Pages (session only). Everyone signed in reads workflows and reports; the
     # owner alone edits; sharing decides a survey's Distributions tab.
     "home": (302, 302, 302, 302, None),  # to the workflows, which sign in first
