@@ -90,6 +90,8 @@ def validate_embedded_data(value) -> None:
             raise ValidationError(
                 f"embedded data field {name!r} holds a list or an object; values are text"
             )
+        if "\x00" in name or "\x00" in str(item):
+            raise ValidationError(f"embedded data field {name!r} contains a NUL character")
         if len(str(item)) > EMBEDDED_VALUE_MAX:
             raise ValidationError(
                 f"embedded data field {name!r} is longer than {EMBEDDED_VALUE_MAX} characters"

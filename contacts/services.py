@@ -104,6 +104,9 @@ def clean_contact_values(*, directory: Directory, values: Mapping[str, Any]) -> 
 
 def _clean_value(directory: Directory, key: str, raw: Any) -> str:
     text = "" if raw is None else str(raw).strip()
+    if "\x00" in text:
+        # PostgreSQL cannot store it in a text column; no person's name holds one.
+        raise ValueError(f"{FIELD_LABELS[key]} contains a NUL character (\\x00)")
     if key == "email":
         text = normalize_email(text)
     elif key == "phone":
@@ -154,6 +157,12 @@ def clean_embedded_data(data: Mapping[str, Any] | None) -> dict[str, str]:
                 field="embedded_data",
             )
         text = "" if value is None else str(value)
+        if "\x00" in name or "\x00" in text:
+            raise ContactError(
+                f"embedded data field {name!r} contains a NUL character (\\x00) in its "
+                + ("name" if "\x00" in name else "value"),
+                field="embedded_data",
+            )
         if len(text) > EMBEDDED_VALUE_MAX:
             raise ContactError(
                 f"embedded data field {name!r} is longer than {EMBEDDED_VALUE_MAX} characters",

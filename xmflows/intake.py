@@ -230,6 +230,10 @@ def notification_payload(message: soap.OutboundMessage, notification: soap.Notif
 
 
 def _listener(token: str) -> _Listener | None:
+    if "\x00" in token or len(token) > Event._meta.get_field("token").max_length:
+        # No event has such a token, and PostgreSQL refuses NUL in a text parameter
+        # (an error here would answer "retry" to a URL that can never work).
+        return None
     # Every message pays for this lookup: one indexed query, no model instances.
     with connection.cursor() as cursor:
         cursor.execute(

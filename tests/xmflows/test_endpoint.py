@@ -437,6 +437,20 @@ def test_unknown_token_is_404_with_a_fault(client, case_workflow):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("token", ["%00", "abc%00def", "x" * 65])
+def test_a_token_no_event_can_have_is_an_unknown_url_not_a_storage_fault(
+    client, case_workflow, token
+):
+    # PostgreSQL refuses NUL in a parameter: looked up, it would have answered 500
+    # ("retry") for a URL that can never work.
+    response = post_soap(
+        client, f"/events/salesforce/{token}/", fixture_bytes("salesforce/case_closed.xml")
+    )
+    assert_rejected(response, "unknown event URL", status=404, workflow=None)
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
 def test_event_url_without_its_final_slash_is_served(client, case_workflow):
     # An admin may paste the URL into Salesforce without the slash; Salesforce follows
     # no redirect, so the endpoint answers there itself.
