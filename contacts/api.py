@@ -3,22 +3,12 @@
 from django.db.models import ProtectedError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from contacts.permissions import StaffEditsOthersRead
 from contacts.selectors import contact_list, directory_list, mailing_list_list
 from contacts.serializers import ContactSerializer, DirectorySerializer, MailingListSerializer
-
-
-def _id_param(params, name: str) -> int | None:
-    raw = params.get(name)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise ValidationError({name: [f"must be a {name.replace('_', ' ')} id"]}) from error
+from core.params import api_id_param
 
 
 class _ProtectedDeleteMixin:
@@ -53,7 +43,7 @@ class MailingListViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         queryset = mailing_list_list()
-        directory = _id_param(self.request.query_params, "directory")
+        directory = api_id_param(self.request.query_params, "directory")
         if directory is not None:
             queryset = queryset.filter(directory_id=directory)
         return queryset.order_by("name", "id")
@@ -81,7 +71,7 @@ class ContactViewSet(viewsets.ModelViewSet):
             "email": params.get("email", ""),
             "external_data_reference": params.get("external_data_reference", ""),
             "phone": params.get("phone", "").strip(),
-            "mailing_list": _id_param(params, "mailing_list"),
-            "directory": _id_param(params, "directory"),
+            "mailing_list": api_id_param(params, "mailing_list"),
+            "directory": api_id_param(params, "directory"),
         }
         return contact_list(params=filters)

@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 
+from core.params import api_id_param
 from distributions.models import (
     Channel,
     Conversation,
@@ -33,16 +34,6 @@ from distributions.serializers import (
 )
 
 
-def _int_param(params, name: str) -> int | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise ValidationError({name: [f"must be a number, not {raw!r}"]}) from error
-
-
 class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
     """Distributions of the surveys you can see, newest first, with counts by status."""
 
@@ -52,13 +43,13 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         params = self.request.query_params
         queryset = distributions_visible(user=self.request.user).select_related("created_by")
-        survey = _int_param(params, "survey")
+        survey = api_id_param(params, "survey")
         if survey is not None:
             queryset = queryset.filter(survey_id=survey)
-        workflow = _int_param(params, "workflow")
+        workflow = api_id_param(params, "workflow")
         if workflow is not None:
             queryset = queryset.filter(workflow_id=workflow)
-        workflow_run = _int_param(params, "workflow_run")
+        workflow_run = api_id_param(params, "workflow_run", "workflow run")
         if workflow_run is not None:
             queryset = queryset.filter(workflow_run_id=workflow_run)
         channel = params.get("channel")
@@ -199,7 +190,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
             queryset = queryset.filter(phone=params["phone"].strip())
         if params.get("status"):
             queryset = queryset.filter(status=params["status"])
-        distribution = _int_param(params, "distribution")
+        distribution = api_id_param(params, "distribution")
         if distribution:
             queryset = queryset.filter(recipient__distribution_id=distribution)
         return queryset.order_by("-id")

@@ -151,11 +151,12 @@ def distribution_report(
     total, for the lines created from `since` to `until` (whole UTC days)."""
     if until < since:
         since, until = until, since
-    since = max(since, until - timedelta(days=MAX_DAYS - 1))
+    # At most MAX_DAYS days, ending on `until` (date.min at the start of the calendar).
+    since = max(since, date.fromordinal(max(1, until.toordinal() - (MAX_DAYS - 1))))
     start = datetime.combine(since, time.min, tzinfo=UTC)
-    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
+    end = datetime.combine(until, time.max, tzinfo=UTC)  # 9999-12-31 has no next day
     rows = (
-        recipients.filter(created_at__gte=start, created_at__lt=end)
+        recipients.filter(created_at__gte=start, created_at__lte=end)
         .annotate(day=UTCDay("created_at"))
         .values("day", "channel")
         .annotate(**_aggregates())

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response as ApiResponse
 
+from core.params import api_id_param
 from surveys.exceptions import SurveyError
 from surveys.models import Survey
 from surveys.selectors import response_list, survey_list_visible
@@ -135,11 +136,5 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
-        raw = self.request.query_params.get("survey")
-        survey_id = None
-        if raw:
-            try:
-                survey_id = int(raw)
-            except ValueError as error:
-                raise ValidationError({"survey": ["must be a survey id"]}) from error
+        survey_id = api_id_param(self.request.query_params, "survey")
         return response_list(user=self.request.user, survey_id=survey_id)

@@ -11,6 +11,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from core.params import api_id_param
 from xmflows.models import Delivery, DeliveryOutcome, Run, RunStatus, TaskRun, Workflow
 from xmflows.permissions import OwnerEditsOthersRead
 from xmflows.selectors import runs_matching
@@ -95,11 +96,9 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         queryset = Run.objects.select_related("notification").prefetch_related(
             Prefetch("task_runs", queryset=TaskRun.objects.order_by("position"))
         )
-        if params.get("workflow"):
-            try:
-                queryset = queryset.filter(workflow_id=int(params["workflow"]))
-            except ValueError as error:
-                raise ValidationError({"workflow": ["must be a workflow id"]}) from error
+        workflow_id = api_id_param(params, "workflow")
+        if workflow_id is not None:
+            queryset = queryset.filter(workflow_id=workflow_id)
         if params.get("status"):
             if params["status"] not in RunStatus.values:
                 raise ValidationError({"status": [f"must be one of {', '.join(RunStatus.values)}"]})

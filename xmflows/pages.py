@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from core.pages import forbidden
+from core.params import parse_id
 from xmflows import selectors
 from xmflows.builder_form import state_from_definition
 from xmflows.builder_pages import builder_context
@@ -28,8 +29,10 @@ from xmflows.services import (
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
+    """An id from the query string; None when blank or not an id (the caller says so
+    where it matters)."""
     try:
-        return int(request.GET.get(name) or 0) or None
+        return parse_id(request.GET.get(name))
     except ValueError:
         return None
 

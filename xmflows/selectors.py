@@ -47,6 +47,15 @@ def _day_end(value: date) -> datetime:
 ID_ORDER_SLACK = timedelta(minutes=5)
 
 
+def _widened(moment: datetime, by: timedelta) -> datetime:
+    """moment + by, or moment itself at the ends of the calendar (0001-01-01 and
+    9999-12-31 are valid filter dates; nothing is stored beyond them)."""
+    try:
+        return moment + by
+    except OverflowError:
+        return moment
+
+
 def _first_id_at_or_after(moment: datetime) -> int | None:
     return (
         Run.objects.filter(created_at__gte=moment)
@@ -90,12 +99,12 @@ def run_list(
     if since:
         start = _day_start(since)
         queryset = queryset.filter(created_at__gte=start)
-        lowest = _first_id_at_or_after(start - ID_ORDER_SLACK)
+        lowest = _first_id_at_or_after(_widened(start, -ID_ORDER_SLACK))
         queryset = queryset.filter(id__gte=lowest) if lowest else queryset.none()
     if until:
         end = _day_end(until)
         queryset = queryset.filter(created_at__lte=end)
-        highest = _last_id_at_or_before(end + ID_ORDER_SLACK)
+        highest = _last_id_at_or_before(_widened(end, ID_ORDER_SLACK))
         queryset = queryset.filter(id__lte=highest) if highest else queryset.none()
     search = search.strip()
     if search:
