@@ -105,14 +105,22 @@ def _stream_csv(rows, filename: str) -> StreamingHttpResponse:
     return response
 
 
-@require_GET
-def survey_history_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
+def _downloadable_survey(request: HttpRequest, survey_id: int) -> Survey | HttpResponse:
+    """The survey, when the session or token user may read it; else the answer to send."""
     user, refusal = download_user(request)
     if refusal is not None:
         return refusal
     survey = get_object_or_404(Survey, pk=survey_id)
     if not survey_list_visible(user=user).filter(pk=survey.pk).exists():
         return HttpResponseForbidden("you do not have access to this survey")
+    return survey
+
+
+@require_GET
+def survey_history_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
+    survey = _downloadable_survey(request, survey_id)
+    if isinstance(survey, HttpResponse):
+        return survey
     filters = _csv_filters(request)
     if isinstance(filters, HttpResponse):
         return filters
@@ -139,12 +147,9 @@ def distribution_history_csv(request: HttpRequest, distribution_id: int) -> Http
 def survey_responses_csv(request: HttpRequest, survey_id: int) -> HttpResponse:
     """The survey's responses (SPEC F6), one row each, streamed; beside the history
     downloads because it is fetched the same ways (session or API token)."""
-    user, refusal = download_user(request)
-    if refusal is not None:
-        return refusal
-    survey = get_object_or_404(Survey, pk=survey_id)
-    if not survey_list_visible(user=user).filter(pk=survey.pk).exists():
-        return HttpResponseForbidden("you do not have access to this survey")
+    survey = _downloadable_survey(request, survey_id)
+    if isinstance(survey, HttpResponse):
+        return survey
     header, rows = response_export(survey=survey)
     response = StreamingHttpResponse(
         response_csv_chunks(header, rows), content_type=CSV_CONTENT_TYPE
