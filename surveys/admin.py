@@ -4,6 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from surveys.exceptions import SurveyError
@@ -61,11 +62,12 @@ class SurveyAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "status", "question_count", "created_at"]
     list_filter = ["status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "created_at", "updated_at"]
+    readonly_fields = ["status", "results", "created_at", "updated_at"]
     fields = [
         "name",
         "owner",
         "status",
+        "results",
         "embedded_data_fields",
         "thank_you_text",
         "created_at",
@@ -80,6 +82,23 @@ class SurveyAdmin(admin.ModelAdmin):
     @admin.display(description="Questions")
     def question_count(self, obj: Survey) -> int:
         return obj.questions.count()
+
+    @admin.display(description="Results")
+    def results(self, obj: Survey) -> str:
+        """Where this survey's distributions and responses are read and downloaded."""
+        if obj.pk is None:
+            return "-"
+        responses = obj.responses.count()
+        return format_html(
+            '<a href="{}">Distributions</a> · <a href="{}">Reports and charts</a> · '
+            '<a href="{}">{} response{} in the admin</a> · <a href="{}">Responses CSV</a>',
+            reverse("survey-distributions", args=[obj.pk]),
+            f"{reverse('distribution-report')}?survey={obj.pk}",
+            f"{reverse('admin:surveys_response_changelist')}?survey__id__exact={obj.pk}",
+            responses,
+            "" if responses == 1 else "s",
+            reverse("survey-responses-csv", args=[obj.pk]),
+        )
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

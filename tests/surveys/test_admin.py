@@ -33,6 +33,18 @@ def test_admin_pages_render(admin_client):
     page = admin_client.get(f"/admin/surveys/response/{response.pk}/change/").content.decode()
     assert "&quot;CaseNumber&quot;: &quot;00001026&quot;" in page
     assert f"{nps.pk}. How likely are you to recommend us" in page
+    # The survey's page leads to where its results are read, and each link works.
+    page = admin_client.get(f"/admin/surveys/survey/{survey.pk}/change/").content.decode()
+    links = [
+        f"/surveys/{survey.pk}/distributions/",
+        f"/reports/distributions/?survey={survey.pk}",
+        f"/admin/surveys/response/?survey__id__exact={survey.pk}",
+        f"/surveys/{survey.pk}/responses.csv",
+    ]
+    for url in links:
+        assert f'href="{url}"' in page, url
+        assert admin_client.get(url).status_code == 200, url
+    assert "1 response in the admin" in page
 
 
 def test_responses_cannot_be_edited_in_the_admin(admin_client):
