@@ -186,6 +186,10 @@ def test_run_detail_lists_the_fields_in_the_order_salesforce_sent_them(client, o
     page = client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
     table = re.search(r'<table id="payload">.*?</table>', page, re.S).group(0)
     assert re.findall(r"<tr><td>([^<]+)</td>", table) == sent
+    # Task outputs read as JSON under the task's name, not as a Python repr.
+    tasks = html.unescape(re.search(r'<table id="tasks">.*?</table>', page, re.S).group(0))
+    assert "XM Directory: Distribute survey" in tasks
+    assert '"recipient_id": ' in tasks and "'recipient_id'" not in tasks
 
 
 def test_runs_api_email_filter_ignores_case(api_client, client, admin_user):
