@@ -51,6 +51,15 @@
     root.querySelectorAll("fieldset[data-follow-up]").forEach(showFollowUp);
   }
 
+  // The mapping's heading and help follow the add-to-directory mode.
+  function showMode(card) {
+    var select = card.querySelector("select[name$='.mode']");
+    if (!select) return;
+    card.querySelectorAll("[data-mode-text]").forEach(function (text) {
+      text.hidden = (text.dataset.modeText === "transaction") !== (select.value === "transaction");
+    });
+  }
+
   // A follow-up's inputs show while its box is ticked (all show without the script).
   function showFollowUp(fieldset) {
     var box = fieldset.querySelector("legend input[type=checkbox]");
@@ -169,6 +178,7 @@
   form.addEventListener("change", function (event) {
     if (event.target.matches("select[data-role=channel]")) showChannel(event.target.closest("article.task"));
     if (event.target.matches("fieldset[data-follow-up] legend input")) showFollowUp(event.target.closest("fieldset"));
+    if (event.target.matches("select[name$='.mode']")) showMode(event.target.closest("article.task"));
   });
   reveal(form);
 

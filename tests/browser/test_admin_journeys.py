@@ -153,6 +153,16 @@ def test_build_the_demo_workflow_from_scratch_and_follow_a_message(page, site, d
     assert card.locator("fieldset[data-follow-up=thank_you] textarea").first.is_hidden()
     screenshot(page, "02-builder-filled")
 
+    # An add-to-directory card names its rows by the mode chosen (then is removed).
+    page.click("[data-action=add-task][data-task-type=add_to_directory]")
+    second = page.locator("article.task").nth(1)
+    assert second.locator("[data-mode-text=embedded_data]").is_visible()
+    second.locator("select[name$='.mode']").select_option("transaction")
+    assert second.locator("[data-mode-text=transaction]").is_visible()
+    assert second.locator("[data-mode-text=embedded_data]").is_hidden()
+    second.locator("[data-action=remove-task]").click()
+    assert page.locator("article.task").count() == 1
+
     page.click("#save-workflow")
     page.wait_for_url("**/workflows/*/")
     assert "Workflow saved." in page.content()

@@ -666,3 +666,19 @@ def test_builder_offers_this_workflows_latest_payloads_for_the_preview(client, o
     run = Run.objects.get()
     page = client.get(f"/workflows/{workflow.pk}/edit/").content.decode()
     assert f'<option value="{run.pk}">Run #{run.pk} · 5008a00002Ab01aAAB' in page
+
+
+def test_the_mapping_is_called_transaction_data_in_transaction_mode(client, owner, setup):
+    task = {
+        "type": "add_to_directory",
+        "mode": "transaction",
+        "mailing_list": setup["mailing_list"].pk,
+        "contact": {"email": "${event://ContactEmail}"},
+        "embedded_data": {"Product": "${event://Product__c}"},
+    }
+    workflow = make_workflow(owner=owner, tasks=[task])
+    client.force_login(owner)
+    page = client.get(f"/workflows/{workflow.pk}/edit/").content.decode()
+    assert re.search(r'<div data-mode-text="transaction">\s*<h4>Transaction data</h4>', page)
+    assert re.search(r'<div data-mode-text="embedded_data" hidden>\s*<h4>Embedded data</h4>', page)
+    assert "looked up and never created (transaction mode)" in page
