@@ -98,6 +98,14 @@ def validate_embedded_data(value) -> None:
             )
 
 
+def quiet_hours_problem(start, end) -> dict[str, str] | None:
+    """Quiet hours need both ends (one alone would be saved and never apply)."""
+    if (start is None) == (end is None):
+        return None
+    missing = "quiet_hours_end" if end is None else "quiet_hours_start"
+    return {missing: "set both ends of the quiet hours, or neither"}
+
+
 class Directory(models.Model):
     """A set of contacts in which a person exists once (deduplicated)."""
 
@@ -126,7 +134,7 @@ class Directory(models.Model):
     # the contact's time zone, else default_time_zone. May cross midnight (22:00 to
     # 08:00); both unset (or equal) means none.
     quiet_hours_start = models.TimeField(
-        null=True, blank=True, help_text="No SMS from this local time… (e.g. 21:00)."
+        null=True, blank=True, help_text="No email or SMS sent from this local time… (e.g. 21:00)."
     )
     quiet_hours_end = models.TimeField(
         null=True, blank=True, help_text="…until this local time (e.g. 08:00)."
@@ -159,6 +167,12 @@ class Directory(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        problem = quiet_hours_problem(self.quiet_hours_start, self.quiet_hours_end)
+        if problem:
+            raise ValidationError(problem)
 
 
 class MailingList(models.Model):

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from contacts.exceptions import ContactError
-from contacts.models import Contact, Directory, MailingList, Transaction
+from contacts.models import Contact, Directory, MailingList, Transaction, quiet_hours_problem
 from contacts.normalize import normalize_country
 from contacts.services import (
     CONTACT_VALUE_FIELDS,
@@ -52,6 +52,13 @@ class DirectorySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"working_hours_end": ["working hours must end after they start"]}
             )
+        quiet = [
+            attrs[name] if name in attrs else getattr(self.instance, name, None)
+            for name in ("quiet_hours_start", "quiet_hours_end")
+        ]
+        problem = quiet_hours_problem(*quiet)
+        if problem:
+            raise serializers.ValidationError({key: [text] for key, text in problem.items()})
         return attrs
 
 

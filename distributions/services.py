@@ -336,12 +336,11 @@ def recipient_send(*, recipient_id: int) -> str:
         if skip_reason is not None:
             _settle(line, RecipientStatus.SKIPPED, skip_reason)
             return "skipped"
-        if _is_sms(line):
-            from distributions.sms_services import sms_hold
+        from distributions.sms_services import quiet_hours_hold, sms_hold
 
-            held = sms_hold(line, now)
-            if held is not None:
-                return held
+        held = quiet_hours_hold(line, now) or (sms_hold(line, now) if _is_sms(line) else None)
+        if held is not None:
+            return held
         line.sending_started_at = now
         line.attempts += 1
         line.next_attempt_at = None

@@ -270,24 +270,30 @@ def quiet_hours_deferral(
     return until, quiet_hours_note(window, until)
 
 
-def sms_hold(line: Recipient, now: datetime) -> str | None:
-    """The last step before an SMS line is marked "sending", under its lock.
+def quiet_hours_hold(line: Recipient, now: datetime) -> str | None:
+    """A line (email or text) due inside its contact's quiet hours becomes Scheduled for
+    their end, under its lock (the sweeper sends it then); None when it may go now."""
+    deferral = quiet_hours_deferral(contact=line.contact, planned=now)
+    if deferral is None:
+        return None
+    until, note = deferral
+    line.status = RecipientStatus.SCHEDULED
+    line.scheduled_for = until
+    line.enqueued_at = None
+    line.error = note
+    line.save(update_fields=["status", "scheduled_for", "enqueued_at", "error", "updated_at"])
+    return "deferred by quiet hours"
 
-    Returns what happened when it must not be sent now: deferred to the end of quiet
-    hours (the line becomes Scheduled and the sweeper sends it then), or refused
-    because another two-way survey holds the number. Otherwise None, having opened the
+
+def sms_hold(line: Recipient, now: datetime) -> str | None:
+    """The last step before an SMS line is marked "sending", under its lock (after
+    quiet_hours_hold, which every channel goes through).
+
+    Returns what happened when it must not be sent now: refused because another
+    two-way survey holds the number. Otherwise None, having opened the
     line's conversation (two-way surveys) so a concurrent send to the same number sees
     it (the partial unique constraint decides a race).
     """
-    deferral = quiet_hours_deferral(contact=line.contact, planned=now)
-    if deferral is not None:
-        until, note = deferral
-        line.status = RecipientStatus.SCHEDULED
-        line.scheduled_for = until
-        line.enqueued_at = None
-        line.error = note
-        line.save(update_fields=["status", "scheduled_for", "enqueued_at", "error", "updated_at"])
-        return "deferred by quiet hours"
     if opens_conversation(line):
         from distributions.sms_conversations import conversation_open
 

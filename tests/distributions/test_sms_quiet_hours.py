@@ -151,3 +151,80 @@ def test_a_due_line_found_inside_quiet_hours_at_send_time_is_deferred_again(
     assert line.get_status_display() == "Scheduled"
     assert line.scheduled_for > timezone.now()
     assert "deferred by quiet hours" in line.error
+
+
+# --- Email too (SPEC F4: "a send that falls inside them is deferred") --------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_inside_quiet_hours_is_scheduled_then_sent_when_due(client, admin_user):
+    from distributions.models import OutboxMessage
+    from tests.distributions.builders import make_distribution_workflow, send_case
+    from tests.factories import make_mailing_list
+
+    now = timezone.now().astimezone(UTC)
+    mailing_list = make_mailing_list()
+    directory = mailing_list.directory
+    directory.quiet_hours_start = (now - timedelta(hours=1)).time().replace(microsecond=0)
+    directory.quiet_hours_end = (now + timedelta(hours=2)).time().replace(microsecond=0)
+    directory.default_time_zone = "UTC"
+    directory.save()
+    workflow = make_distribution_workflow(owner=admin_user, mailing_list=mailing_list)
+
+    task = send_case(client, workflow).task_runs.get()
+    assert task.status == "succeeded", task.error
+    assert "deferred by quiet hours" in task.output["quiet_hours"]
+    line = Recipient.objects.get()
+    assert line.get_status_display() == "Scheduled"
+    assert line.scheduled_for > timezone.now() + timedelta(minutes=90)
+    assert "deferred by quiet hours" in line.error
+    assert not OutboxMessage.objects.exists()
+
+    # Due while a window is on (moved): deferred again at send time, never dropped.
+    Recipient.objects.filter(pk=line.pk).update(scheduled_for=None)
+    assert recipient_send(recipient_id=line.pk) == "deferred by quiet hours"
+    # The window over: the sweeper sends it.
+    directory.quiet_hours_start = (now - timedelta(hours=3)).time()
+    directory.quiet_hours_end = (now - timedelta(hours=2)).time()
+    directory.save()
+    Recipient.objects.filter(pk=line.pk).update(scheduled_for=timezone.now() - timedelta(seconds=1))
+    assert recipients_sweep() == 1
+    line.refresh_from_db()
+    assert line.get_status_display() == "Sent"
+    assert OutboxMessage.objects.get().to == "jonas.berg@example.org"
+
+
+@pytest.mark.django_db
+def test_quiet_hours_need_both_ends(api_client, client):
+    from contacts.models import Directory
+    from tests.factories import make_directory, make_user
+
+    answer = api_client.post(
+        "/api/v1/directories/", {"name": "Half", "quiet_hours_start": "21:00"}, format="json"
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"quiet_hours_end": ["set both ends of the quiet hours, or neither"]}
+    directory = make_directory(quiet_hours_start=time(21, 0), quiet_hours_end=time(8, 0))
+    answer = api_client.patch(
+        f"/api/v1/directories/{directory.pk}/", {"quiet_hours_start": None}, format="json"
+    )
+    assert answer.json() == {"quiet_hours_start": ["set both ends of the quiet hours, or neither"]}
+
+    client.force_login(make_user(username="root", is_superuser=True))
+    page = client.post(
+        f"/admin/contacts/directory/{directory.pk}/change/",
+        {
+            "name": directory.name,
+            "default_country": "US",
+            "match_rules": '["email", "external_data_reference"]',
+            "default_time_zone": "UTC",
+            "quiet_hours_start": "",
+            "quiet_hours_end": "08:00",
+            "working_hours_start": "09:00",
+            "working_hours_end": "17:00",
+            "working_days": "[1, 2, 3, 4, 5]",
+        },
+    )
+    assert page.status_code == 200
+    assert "set both ends of the quiet hours, or neither" in page.content.decode()
+    assert Directory.objects.get(pk=directory.pk).quiet_hours_start == time(21, 0)

@@ -385,7 +385,8 @@ class DistributeSurvey(TaskType):
                 "reason": "",
                 "scheduled_for": line.scheduled_for.isoformat() if line.scheduled_for else None,
                 "subject": content.subject,
-                **self._sms_output(content, quiet_hours_note),
+                **({"quiet_hours": quiet_hours_note} if quiet_hours_note else {}),
+                **self._sms_output(content),
             },
             warnings=_unique([*saved.warnings, *render_warnings]),
             email=contact.email,
@@ -419,10 +420,8 @@ class DistributeSurvey(TaskType):
         )
 
     def _quiet_hours(self, contact, send_at, now) -> tuple[Any, str]:
-        """(when to send, why it moved): texts planned inside the directory's quiet
-        hours go at their end; emails are not held."""
-        if not self.is_sms:
-            return send_at, ""
+        """(when to send, why it moved): a send planned inside the directory's quiet
+        hours (email or text, SPEC F4) goes at their end."""
         deferral = quiet_hours_deferral(contact=contact, planned=send_at or now)
         if deferral is None:
             return send_at, ""
@@ -445,18 +444,11 @@ class DistributeSurvey(TaskType):
         )
         return content, list(sms.warnings)
 
-    def _sms_output(self, content: EmailContent, quiet_hours_note: str) -> dict[str, Any]:
+    def _sms_output(self, content: EmailContent) -> dict[str, Any]:
         if not self.is_sms:
             return {}
         counted = segments(content.body_text)
-        output: dict[str, Any] = {
-            "text": content.body_text,
-            "segments": counted.count,
-            "encoding": counted.encoding,
-        }
-        if quiet_hours_note:
-            output["quiet_hours"] = quiet_hours_note
-        return output
+        return {"text": content.body_text, "segments": counted.count, "encoding": counted.encoding}
 
     # --- Rendering ----------------------------------------------------------------------
 
@@ -574,6 +566,6 @@ class DistributeSurvey(TaskType):
             "from": content.from_address,
             "subject": content.subject,
             "body_html": content.body_html,
-            **self._sms_output(content, ""),
+            **self._sms_output(content),
             "warnings": _unique([*warnings, *render_warnings]),
         }
