@@ -61,6 +61,15 @@ class MailingListAdmin(admin.ModelAdmin):
         return obj.contact_total
 
 
+def _membership_label(membership) -> str:
+    return str(membership.mailinglist)
+
+
+# The membership rows are Django's automatic through model: give them a readable name
+# where the contact's page lists them (otherwise "MailingList_contacts object (5)").
+MailingList.contacts.through.__str__ = _membership_label
+
+
 class MembershipInline(admin.TabularInline):
     model = MailingList.contacts.through
     extra = 0

@@ -1,5 +1,7 @@
 """Admin pages of the contact directory render and normalise what staff type."""
 
+import re
+
 import pytest
 
 from contacts.models import Contact
@@ -30,6 +32,9 @@ def test_contact_page_shows_embedded_data_and_timeline_newest_first(admin_client
     html = page.content.decode()
     assert "&quot;Store Region&quot;: &quot;Norte&quot;" in html
     assert html.index("second-touchpoint") < html.index("first-touchpoint")
+    # Its mailing lists are named, not "MailingList_contacts object (1)".
+    assert "MailingList_contacts object" not in html
+    assert re.search(r'<td class="original">\s*<p>\s*Customers\s', html)
     for url in [
         "/admin/contacts/contact/",
         "/admin/contacts/contact/?opted_out=sms",
