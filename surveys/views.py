@@ -148,9 +148,11 @@ def _survey_form(
     errors: Mapping[str, str] | None = None,
     notice: str = "",
     status: int = 200,
+    preview: bool = False,
 ) -> HttpResponse:
     errors = errors or {}
     context = {
+        "preview": preview,
         "survey": survey,
         "questions": _question_views(questions, link, values, errors),
         "has_errors": bool(errors),
@@ -159,6 +161,14 @@ def _survey_form(
         "text_max_length": services.TEXT_ANSWER_MAX_LENGTH,
     }
     return render(request, "surveys/survey_form.html", context, status=status)
+
+
+def _is_preview(request: HttpRequest, survey: Survey) -> bool:
+    """?preview=1 from a signed-in user who may see the survey; for anyone else (a
+    respondent who forwards the link) the parameter means nothing."""
+    if request.GET.get("preview") != "1" or not request.user.is_authenticated:
+        return False
+    return selectors.survey_list_visible(user=request.user).filter(pk=survey.pk).exists()
 
 
 @never_cache
@@ -177,6 +187,26 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     if not survey.is_active:
         return _closed(request)
     questions = list(survey.questions.all())
+    if _is_preview(request, survey):
+        # An admin looking at a respondent's page (the Distributions tab links it so):
+        # nothing is recorded, neither the opening nor answers.
+        if request.method == "POST":
+            return _message(
+                request,
+                title="Preview",
+                heading="A preview records nothing",
+                message="This page was opened as a preview; answers are not saved.",
+                status=403,
+            )
+        saved = selectors.response_for_link(link)
+        return _survey_form(
+            request,
+            survey=survey,
+            link=link,
+            questions=questions,
+            values=saved.answers if saved else {},
+            preview=True,
+        )
     # A POST without a prior GET (a page kept open from another device) still
     # counts as an opening, so recipient lines never skip "Opened". HEAD does not:
     # link checkers and mail scanners send it without a person reading anything.

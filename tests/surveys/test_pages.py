@@ -9,7 +9,7 @@ from django.utils import timezone
 from surveys import signals
 from surveys.models import Response, SurveyLink
 from surveys.services import survey_deactivate
-from tests.factories import make_contact, make_survey, make_survey_link
+from tests.factories import make_contact, make_survey, make_survey_link, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -298,3 +298,29 @@ def test_one_click_unsubscribe_post_without_csrf_token_opts_out():
     assert response.status_code == 200
     link.refresh_from_db()
     assert link.opted_out_at is not None
+
+
+def test_an_admin_preview_records_nothing_and_cannot_answer(client):
+    owner = make_user(username="owner")
+    survey = make_survey(owner=owner)
+    nps, _ = _ids(survey)
+    link = make_survey_link(survey=survey)
+    client.force_login(owner)
+    page = client.get(f"{_path(link)}?preview=1")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Opening it was not recorded" in html
+    assert 'value="finish" class="primary" disabled' in html
+    link.refresh_from_db()
+    assert link.opened_at is None and link.started_at is None
+    refused = client.post(f"{_path(link)}?preview=1", {f"q{nps}": "9", "action": "finish"})
+    assert refused.status_code == 403
+    assert not Response.objects.exists()
+
+    # ?preview=1 means nothing to someone who may not see the survey: a normal opening.
+    client.force_login(make_user(username="stranger"))
+    assert (
+        "Opening it was not recorded" not in client.get(f"{_path(link)}?preview=1").content.decode()
+    )
+    link.refresh_from_db()
+    assert link.opened_at is not None

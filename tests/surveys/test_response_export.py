@@ -158,6 +158,8 @@ def test_an_invited_respondents_answers_reach_the_file(client, settings):
     page = client.get(f"/surveys/{survey.pk}/distributions/").content.decode()
     assert f'href="/surveys/{survey.pk}/responses.csv"' in page
     assert "Responses CSV (1 response)" in page
+    # Each line's personal page is linked as a preview, which records nothing.
+    assert f'href="/s/{line.link.token}/?preview=1"' in page
 
 
 @pytest.mark.django_db
