@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html
 
+from contacts.deletion import users_of_mailing_lists
 from contacts.models import Contact, Directory, MailingList, Transaction
 from contacts.normalize import normalize_email, normalize_phone
 
@@ -20,14 +21,32 @@ def pretty_json(value) -> str:
     )
 
 
+class _GuardedDeleteMixin:
+    """The delete confirmation lists what still uses the lists (a workflow task, say)
+    as protected, and the admin then refuses the deletion, as for a PROTECT key."""
+
+    def mailing_list_ids(self, objs) -> list[int]:
+        raise NotImplementedError
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = users_of_mailing_lists(self.mailing_list_ids(objs))
+        return deleted, counts, perms_needed, [*protected, *users]
+
+
 @admin.register(Directory)
-class DirectoryAdmin(admin.ModelAdmin):
+class DirectoryAdmin(_GuardedDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "default_country", "rules", "default_time_zone", "contact_count"]
     search_fields = ["name"]
     readonly_fields = ["created_at"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(contact_total=Count("contacts"))
+
+    def mailing_list_ids(self, objs) -> list[int]:
+        return list(
+            MailingList.objects.filter(directory__in=list(objs)).values_list("pk", flat=True)
+        )
 
     @admin.display(description="Deduplication rules (in order)")
     def rules(self, obj: Directory) -> str:
@@ -39,7 +58,7 @@ class DirectoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(MailingList)
-class MailingListAdmin(admin.ModelAdmin):
+class MailingListAdmin(_GuardedDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "directory", "contact_count", "created_at"]
     list_filter = ["directory"]
     search_fields = ["name"]
@@ -59,6 +78,9 @@ class MailingListAdmin(admin.ModelAdmin):
     @admin.display(description="Contacts", ordering="contact_total")
     def contact_count(self, obj: MailingList) -> int:
         return obj.contact_total
+
+    def mailing_list_ids(self, objs) -> list[int]:
+        return [obj.pk for obj in objs]
 
 
 def _membership_label(membership) -> str:

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from contacts.deletion import users_of_mailing_lists
 from contacts.permissions import StaffEditsOthersRead
 from contacts.selectors import contact_list, directory_list, mailing_list_list
 from contacts.serializers import ContactSerializer, DirectorySerializer, MailingListSerializer
@@ -47,6 +48,14 @@ class MailingListViewSet(viewsets.ModelViewSet):
         if directory is not None:
             queryset = queryset.filter(directory_id=directory)
         return queryset.order_by("name", "id")
+
+    def destroy(self, request, *args, **kwargs):
+        users = users_of_mailing_lists([self.get_object().pk])
+        if users:
+            return Response(
+                {"detail": f"cannot delete: {'; '.join(users)}"}, status=status.HTTP_409_CONFLICT
+            )
+        return super().destroy(request, *args, **kwargs)
 
 
 class ContactViewSet(viewsets.ModelViewSet):

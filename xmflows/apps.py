@@ -8,6 +8,9 @@ class XmflowsConfig(AppConfig):
     verbose_name = "Workflows"
 
     def ready(self) -> None:
+        from contacts.deletion import register_guard
+        from xmflows.selectors import tasks_using_mailing_lists
         from xmflows.task_types import autodiscover
 
         autodiscover()
+        register_guard(tasks_using_mailing_lists)

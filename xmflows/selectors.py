@@ -563,3 +563,20 @@ def _age(delta: timedelta) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} days"
+
+
+def tasks_using_mailing_lists(ids: set[int]) -> list[str]:
+    """One sentence per workflow task whose config names one of the mailing lists (a
+    contacts.deletion guard: deleting the list would break every run of it)."""
+    from xmflows.models import Task
+
+    found = []
+    tasks = Task.objects.select_related("workflow").order_by("workflow__name", "position")
+    for task in tasks:
+        value = (task.config or {}).get("mailing_list")
+        if isinstance(value, int) and value in ids:
+            found.append(
+                f"workflow '{task.workflow.name}' (id {task.workflow_id}), task "
+                f"{task.position + 1}, uses mailing list {value}"
+            )
+    return found

@@ -1,5 +1,6 @@
 """Admin pages of the contact directory render and normalise what staff type."""
 
+import html
 import re
 
 import pytest
@@ -75,3 +76,33 @@ def test_contact_form_normalises_and_records_opt_out(admin_client_logged_in):
     contact = Contact.objects.get()
     assert (contact.email, contact.phone) == ("Tom@example.org", "+14155550100")
     assert contact.sms_opted_out and contact.sms_opted_out_source == "admin (root)"
+
+
+@pytest.mark.django_db
+def test_a_mailing_list_a_workflow_uses_is_not_deleted(admin_client_logged_in, api_client):
+    from contacts.models import MailingList
+    from tests.factories import make_workflow
+
+    mailing_list = make_mailing_list(name="Temp list")
+    unused = make_mailing_list(directory=mailing_list.directory, name="Unused")
+    task = {
+        "type": "add_to_directory",
+        "mode": "embedded_data",
+        "mailing_list": mailing_list.pk,
+        "contact": {"first_name": "a", "last_name": "b", "email": "${event://ContactEmail}"},
+        "embedded_data": {},
+    }
+    workflow = make_workflow(name="Closed cases", tasks=[task])
+    reason = (
+        f"workflow 'Closed cases' (id {workflow.pk}), task 1, uses mailing list {mailing_list.pk}"
+    )
+    url = f"/admin/contacts/mailinglist/{mailing_list.pk}/delete/"
+    page = html.unescape(admin_client_logged_in.get(url).content.decode())
+    assert "Cannot delete mailing list" in page and reason in page
+    admin_client_logged_in.post(url, {"post": "yes"})
+    answer = api_client.delete(f"/api/v1/mailing-lists/{mailing_list.pk}/")
+    assert answer.status_code == 409
+    assert answer.json() == {"detail": f"cannot delete: {reason}"}
+    assert MailingList.objects.filter(pk=mailing_list.pk).exists()
+    # A list no workflow names goes.
+    assert api_client.delete(f"/api/v1/mailing-lists/{unused.pk}/").status_code == 204
