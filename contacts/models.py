@@ -212,11 +212,15 @@ class Contact(models.Model):
     # it (an opt-out link, an SMS keyword, an admin), so "why was nothing sent?" has an
     # answer.
     email_opted_out = models.BooleanField(default=False)
-    email_opted_out_at = models.DateTimeField(null=True, blank=True)
-    email_opted_out_source = models.CharField(max_length=200, blank=True)
+    email_opted_out_at = models.DateTimeField("Email opt-out last changed", null=True, blank=True)
+    email_opted_out_source = models.CharField(
+        "Email opt-out last changed by", max_length=200, blank=True
+    )
     sms_opted_out = models.BooleanField(default=False)
-    sms_opted_out_at = models.DateTimeField(null=True, blank=True)
-    sms_opted_out_source = models.CharField(max_length=200, blank=True)
+    sms_opted_out_at = models.DateTimeField("SMS opt-out last changed", null=True, blank=True)
+    sms_opted_out_source = models.CharField(
+        "SMS opt-out last changed by", max_length=200, blank=True
+    )
     # Field names are kept exactly as typed (case, spaces, punctuation): surveys match
     # them by exact name.
     embedded_data = OrderedJSONField(default=dict, blank=True, validators=[validate_embedded_data])

@@ -35,6 +35,8 @@ def test_contact_page_shows_embedded_data_and_timeline_newest_first(admin_client
     assert html.index("second-touchpoint") < html.index("first-touchpoint")
     # Its mailing lists are named, not "MailingList_contacts object (1)".
     assert "MailingList_contacts object" not in html
+    # Opt-out times and sources are the last change (an opt-in too), and say so.
+    assert "SMS opt-out last changed by" in html and "Sms opted out at" not in html
     assert re.search(r'<td class="original">\s*<p>\s*Customers\s', html)
     for url in [
         "/admin/contacts/contact/",
