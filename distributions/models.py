@@ -274,6 +274,14 @@ class Recipient(models.Model):
     def rank(self) -> int:
         return STATUS_RANK.get(self.status, 0)
 
+    def moves_to(self, status: str) -> bool:
+        """Whether `status` replaces the line's: statuses only move forward, and an
+        opt-out after the survey was finished does not hide the finished response
+        (the contact is opted out all the same; the line's error says so)."""
+        if status == RecipientStatus.OPTED_OUT and self.status == RecipientStatus.FINISHED:
+            return False
+        return STATUS_RANK[status] > self.rank
+
 
 class RecipientMessage(models.Model):
     """The rendered bodies and the snapshot of one line, frozen when it was created.

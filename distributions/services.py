@@ -641,7 +641,7 @@ def _apply_event(
     new_status = EVENT_STATUS.get(event_type)
     outcome = "recorded"
     if new_status is not None:
-        if STATUS_RANK[new_status] > line.rank:
+        if line.moves_to(new_status):
             old_label = line.get_status_display()
             line.status = new_status
             changed.add("status")
@@ -732,10 +732,13 @@ def recipient_opted_out(*, link, source: str = "unsubscribe link") -> None:
         if line is not None:
             if line.channel in (DistributionChannel.SMS, DistributionChannel.SMS_SURVEY):
                 channel = "sms"
-            if STATUS_RANK[RecipientStatus.OPTED_OUT] > line.rank:
+            if line.moves_to(RecipientStatus.OPTED_OUT):
                 line.status = RecipientStatus.OPTED_OUT
                 line.error = f"opted out with the {source}"
                 line.save(update_fields=["status", "error", "updated_at"])
+            elif line.status == RecipientStatus.FINISHED:
+                line.error = f"opted out with the {source} after finishing the survey"
+                line.save(update_fields=["error", "updated_at"])
         contact = line.contact if line is not None and line.contact else None
         if contact is None and link.contact_id:
             contact = Contact.objects.filter(pk=link.contact_id).first()

@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from distributions.channels.sms import SmsSendError, get_backend, send_text
 from distributions.models import (
-    STATUS_RANK,
     UNSENT,
     Conversation,
     ConversationStatus,
@@ -290,10 +289,15 @@ def _stop(phone: str, word: str) -> tuple[str, Conversation | None]:
 
 def _line_opted_out(recipient_id: int, reason: str) -> None:
     line = Recipient.objects.select_for_update(of=("self",)).filter(pk=recipient_id).first()
-    if line is not None and STATUS_RANK[RecipientStatus.OPTED_OUT] > line.rank:
+    if line is None:
+        return
+    if line.moves_to(RecipientStatus.OPTED_OUT):
         line.status = RecipientStatus.OPTED_OUT
         line.error = reason
         line.save(update_fields=["status", "error", "updated_at"])
+    elif line.status == RecipientStatus.FINISHED:
+        line.error = f"{reason} (after finishing the survey)"
+        line.save(update_fields=["error", "updated_at"])
 
 
 def _reply(

@@ -161,6 +161,16 @@ def test_an_invited_respondents_answers_reach_the_file(client, settings):
     # Each line's personal page is linked as a preview, which records nothing.
     assert f'href="/s/{line.link.token}/?preview=1"' in page
 
+    # Unsubscribing after finishing opts the contact out but keeps the line Finished
+    # (a status filter on "Survey Finished" still finds the response).
+    client.logout()
+    assert client.post(f"/o/{line.link.token}/").status_code == 200
+    line.refresh_from_db()
+    assert line.get_status_display() == "Survey Finished"
+    assert line.error == "opted out with the unsubscribe link after finishing the survey"
+    line.contact.refresh_from_db()
+    assert line.contact.email_opted_out
+
 
 @pytest.mark.django_db
 def test_who_may_download(client):
