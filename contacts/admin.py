@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from contacts.deletion import users_of_mailing_lists
 from contacts.models import Contact, Directory, MailingList, Transaction
 from contacts.normalize import normalize_email, normalize_phone
+from core.forms import LinesField
 
 
 def pretty_json(value) -> str:
@@ -34,8 +35,36 @@ class _GuardedDeleteMixin:
         return deleted, counts, perms_needed, [*protected, *users]
 
 
+class DirectoryForm(forms.ModelForm):
+    match_rules = LinesField(
+        required=True,
+        help_text=(
+            "Keys an incoming contact is matched on, in order, one per line: email, "
+            "external_data_reference."
+        ),
+    )
+    working_days = LinesField(
+        item=int, help_text="ISO weekday numbers, one per line: 1 = Monday … 7 = Sunday."
+    )
+
+    class Meta:
+        model = Directory
+        fields = [
+            "name",
+            "default_country",
+            "match_rules",
+            "default_time_zone",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "working_hours_start",
+            "working_hours_end",
+            "working_days",
+        ]
+
+
 @admin.register(Directory)
 class DirectoryAdmin(_GuardedDeleteMixin, admin.ModelAdmin):
+    form = DirectoryForm
     list_display = ["name", "default_country", "rules", "default_time_zone", "contact_count"]
     search_fields = ["name"]
     readonly_fields = ["created_at"]

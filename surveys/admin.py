@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.forms import LinesField
 from surveys.exceptions import SurveyError
 from surveys.models import Question, Response, Survey, SurveyCollaborator, SurveyLink
 from surveys.services import (
@@ -25,6 +26,8 @@ def _pretty_json(value) -> str:
 
 
 class QuestionForm(forms.ModelForm):
+    choices = LinesField(help_text="Single and multiple choice: one choice per line.")
+
     class Meta:
         model = Question
         fields = ["position", "type", "text", "choices", "required", "scale_max"]
@@ -57,8 +60,22 @@ class CollaboratorInline(admin.TabularInline):
     fields = ["user", "can_view", "can_edit", "can_distribute"]
 
 
+class SurveyForm(forms.ModelForm):
+    embedded_data_fields = LinesField(
+        help_text=(
+            "Embedded data fields the survey records, one name per line, exactly as "
+            "the workflow maps them (case, spaces and punctuation count)."
+        )
+    )
+
+    class Meta:
+        model = Survey
+        fields = ["name", "owner", "embedded_data_fields", "thank_you_text"]
+
+
 @admin.register(Survey)
 class SurveyAdmin(admin.ModelAdmin):
+    form = SurveyForm
     list_display = ["name", "owner", "status", "question_count", "created_at"]
     list_filter = ["status"]
     search_fields = ["name"]

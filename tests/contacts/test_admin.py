@@ -108,3 +108,25 @@ def test_a_mailing_list_a_workflow_uses_is_not_deleted(admin_client_logged_in, a
     assert MailingList.objects.filter(pk=mailing_list.pk).exists()
     # A list no workflow names goes.
     assert api_client.delete(f"/api/v1/mailing-lists/{unused.pk}/").status_code == 204
+
+
+@pytest.mark.django_db
+def test_directory_lists_are_typed_one_per_line(admin_client_logged_in):
+    from contacts.models import Directory
+
+    data = {
+        "name": "Lines",
+        "default_country": "US",
+        "match_rules": "external_data_reference\r\nemail",
+        "default_time_zone": "UTC",
+        "working_hours_start": "09:00",
+        "working_hours_end": "17:00",
+        "working_days": "1\r\n2\r\nMon",
+    }
+    page = admin_client_logged_in.post("/admin/contacts/directory/add/", data)
+    assert "line 3: &#x27;Mon&#x27; is not valid" in page.content.decode()
+    data["working_days"] = "1\r\n2\r\n3"
+    assert admin_client_logged_in.post("/admin/contacts/directory/add/", data).status_code == 302
+    directory = Directory.objects.get(name="Lines")
+    assert directory.match_rules == ["external_data_reference", "email"]
+    assert directory.working_days == [1, 2, 3]

@@ -75,3 +75,40 @@ def test_activate_action_refuses_a_survey_without_questions(admin_client):
     )
     ready.refresh_from_db()
     assert ready.status == SurveyStatus.INACTIVE
+
+
+def test_lists_are_typed_one_item_per_line(admin_client):
+    owner = make_user(username="owner")
+    page = admin_client.post(
+        "/admin/surveys/survey/add/",
+        {
+            "name": "Lines",
+            "owner": owner.pk,
+            "embedded_data_fields": "Company\r\nStore Region\r\n\r\n",
+            "thank_you_text": "Thanks",
+            "questions-TOTAL_FORMS": "1",
+            "questions-INITIAL_FORMS": "0",
+            "questions-0-position": "0",
+            "questions-0-type": "single_choice",
+            "questions-0-text": "How did you hear of us?",
+            "questions-0-choices": "Web\r\nFriend\r\nAd",
+            "questions-0-required": "on",
+            "questions-0-scale_max": "5",
+            "collaborators-TOTAL_FORMS": "0",
+            "collaborators-INITIAL_FORMS": "0",
+        },
+    )
+    import re as _re
+
+    assert page.status_code == 302, _re.findall(
+        r"errorlist[^>]*>(.*?)</ul>", page.content.decode(), _re.S
+    )
+    from surveys.models import Survey
+
+    survey = Survey.objects.get(name="Lines")
+    assert survey.embedded_data_fields == ["Company", "Store Region"]
+    assert survey.questions.get().choices == ["Web", "Friend", "Ad"]
+    # And they are shown the same way to edit.
+    change = admin_client.get(f"/admin/surveys/survey/{survey.pk}/change/").content.decode()
+    assert "Company\nStore Region</textarea>" in change
+    assert "Web\nFriend\nAd</textarea>" in change
