@@ -14,7 +14,7 @@ from core.job_memo import memoized
 from core.piped_text import render
 from xmflows import task_types
 from xmflows.conditions import ConditionError, evaluate_conditions
-from xmflows.models import OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
+from xmflows.models import Event, OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
 from xmflows.task_types import TaskContext, TaskError
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,24 @@ def _claim(run_id: int) -> Run | None:
     return Run.objects.select_related("workflow", "notification").get(pk=run_id)
 
 
+def _declared_fields(workflow_id: int) -> list[str]:
+    """The fields the workflow's event says the outbound message sends (one read per job)."""
+    return memoized(
+        ("event_fields", workflow_id),
+        lambda: list(
+            Event.objects.filter(workflow_id=workflow_id).values_list("fields", flat=True).first()
+            or []
+        ),
+    )
+
+
 def context_for(run: Run, *, dry_run: bool = False) -> TaskContext:
     payload = run.notification.payload
+    fields = dict(payload.get("fields") or {})
+    # Salesforce leaves a null field out of the message (samples/README.md): a field the
+    # event declares but the message lacks is null, not unknown ("is empty" warnings).
+    for name in _declared_fields(run.workflow_id):
+        fields.setdefault(name, None)
     return TaskContext(
         run_id=run.pk,
         workflow_id=run.workflow_id,
@@ -58,7 +74,7 @@ def context_for(run: Run, *, dry_run: bool = False) -> TaskContext:
         notification_id=payload.get("notification_id", ""),
         record_id=payload.get("record_id"),
         organization_id=payload.get("organization_id", ""),
-        fields=dict(payload.get("fields") or {}),
+        fields=fields,
         state=dict(run.state or {}),
         dry_run=dry_run,
     )

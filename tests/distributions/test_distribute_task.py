@@ -423,3 +423,26 @@ def test_preview_renders_the_email_and_writes_nothing(client, admin_user):
     survey = make_survey(owner=admin_user, status=SurveyStatus.INACTIVE, name="Closed")
     closed = task_type({**task.config, "survey": survey.pk}).preview(context_for(run, dry_run=True))
     assert closed["error"] == "survey is not active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declared_field_salesforce_left_out_is_empty_not_unknown(client, admin_user):
+    from tests.distributions.builders import distribute_task, make_sender, make_survey
+    from tests.factories import make_mailing_list, make_workflow
+
+    make_sender()
+    task = distribute_task(
+        survey=make_survey(owner=admin_user),
+        mailing_list=make_mailing_list(),
+        message={"subject": "Case ${event://Region__c} ${event://Nowhere__c}"},
+    )
+    workflow = make_workflow(
+        owner=admin_user,
+        tasks=[task],
+        event={"type": "salesforce_outbound_message", "object": "Case", "fields": ["Region__c"]},
+    )
+    run = send_case(client, workflow)  # the message carries no Region__c: null, omitted
+    warnings = run.task_runs.get().output["warnings"]
+    assert any("${event://Region__c}" in w and "is empty" in w for w in warnings), warnings
+    assert not any("${event://Region__c}" in w and "unknown" in w for w in warnings)
+    assert any("${event://Nowhere__c}" in w and "names an unknown field" in w for w in warnings)
