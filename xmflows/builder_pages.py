@@ -566,7 +566,12 @@ def workflow_event_test_page(request: HttpRequest, workflow_id: int) -> HttpResp
         messages.error(
             request,
             f"The endpoint refused the sample message: {error}. "
-            "It is listed under Deliveries, as Salesforce's messages are.",
+            "It is listed under Deliveries, as Salesforce's messages are."
+            + (
+                ""
+                if workflow.enabled
+                else " This workflow is disabled: tick Enabled in its editor, then test again."
+            ),
         )
         return redirect("workflow-detail", workflow_id=workflow.pk)
     messages.success(

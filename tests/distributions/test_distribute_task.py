@@ -323,8 +323,8 @@ def test_an_unverified_sender_is_refused_on_save(api_client, admin_user):
     response = api_client.post("/api/v1/workflows/", _definition(task), format="json")
     assert response.status_code == 400
     assert response.json()["tasks"][0]["message"]["from_email"] == [
-        "ceo@elsewhere.test is not a verified sender; verify it (or its domain) under "
-        "Verified senders first"
+        "ceo@elsewhere.test is not a verified sender; a staff member adds it (or its "
+        "domain) under Admin → Verified senders first"
     ]
     make_sender("ceo@elsewhere.test")
     response = api_client.post("/api/v1/workflows/", _definition(task), format="json")

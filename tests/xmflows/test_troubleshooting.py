@@ -114,6 +114,7 @@ def test_event_test_of_a_disabled_workflow_says_why_it_was_refused(client, owner
     response = client.post(f"/workflows/{workflow.pk}/test-event/", follow=True)
     assert not Run.objects.exists()
     assert "The endpoint refused the sample message: event disabled" in response.content.decode()
+    assert "This workflow is disabled: tick Enabled in its editor" in response.content.decode()
     assert Delivery.objects.get().outcome == DeliveryOutcome.REJECTED
 
 

@@ -105,8 +105,8 @@ class EmailMessageSerializer(StrictSerializer):
         # so a workflow is not saved to fail every run.
         if not sender_is_verified(address=value):
             raise serializers.ValidationError(
-                f"{value} is not a verified sender; verify it (or its domain) under "
-                "Verified senders first"
+                f"{value} is not a verified sender; a staff member adds it (or its "
+                "domain) under Admin → Verified senders first"
             )
         return value
 
