@@ -316,6 +316,7 @@ def _store(
         "http_status": 200,
         "notification_count": len(message.notifications),
         "duplicate_count": 0,
+        "duplicate_ids": json_value([]),
         "remote_addr": meta["remote_addr"],
         "user_agent": meta["user_agent"],
         "body_bytes": meta["body_bytes"],
@@ -345,7 +346,7 @@ def _store(
             cursor,
             Notification._meta.db_table,
             notifications,
-            returning="id, record_id",
+            returning="id, record_id, notification_id",
             ignore_conflicts=True,
         )
         new.sort()
@@ -364,7 +365,7 @@ def _store(
                 "enqueued_at": now,
                 "state": empty_state,
             }
-            for notification_pk, record_id in new
+            for notification_pk, record_id, _ in new
         ]
         run_ids = tuple(
             sorted(
@@ -374,7 +375,14 @@ def _store(
         )
         duplicates = len(message.notifications) - len(new)
         if duplicates:
-            Delivery.objects.filter(pk=delivery_id).update(duplicate_count=duplicates)
+            # Which ones, so "Salesforce sent it again" is answered from the record.
+            stored = {notification_id for _, _, notification_id in new}
+            again = [n.notification_id for n in message.notifications]
+            for notification_id in stored:
+                again.remove(notification_id)  # the first of each new one was stored
+            Delivery.objects.filter(pk=delivery_id).update(
+                duplicate_count=duplicates, duplicate_ids=again
+            )
         enqueue_runs(run_ids)
     return IntakeResult(status=200, body=ACK, delivery_id=delivery_id, run_ids=run_ids)
 

@@ -107,6 +107,8 @@ class Delivery(models.Model):
     http_status = models.PositiveSmallIntegerField(default=200)
     notification_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
+    # The notification ids of those duplicates (received before, or twice in this message).
+    duplicate_ids = OrderedJSONField(default=list, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     body_bytes = models.PositiveIntegerField(default=0)

@@ -61,7 +61,11 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             ).order_by("-id")[:WHY_LIMIT]
         )
         explanations = selectors.run_explanations(runs)
-        answers = [{"run": run, "explanation": explanations[run.pk]} for run in runs]
+        again = selectors.redeliveries(runs)
+        answers = [
+            {"run": run, "explanation": explanations[run.pk], "again": again.get(run.pk, [])}
+            for run in runs
+        ]
         rejected = selectors.rejected_deliveries_mentioning(search)
     return render(
         request,

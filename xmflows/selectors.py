@@ -580,3 +580,34 @@ def tasks_using_mailing_lists(ids: set[int]) -> list[str]:
                 f"{task.position + 1}, uses mailing list {value}"
             )
     return found
+
+
+def redeliveries(runs: Iterable[Run], *, scan: int = 500) -> dict[int, list[Delivery]]:
+    """For each run, the later deliveries in which Salesforce sent its notification
+    again (acknowledged, never run twice), oldest first; from the latest `scan`
+    deliveries with duplicates of the runs' workflows."""
+    runs = [run for run in runs if run.notification_id]
+    if not runs:
+        return {}
+    earliest = min(run.notification.received_at for run in runs)
+    candidates = list(
+        Delivery.objects.filter(
+            workflow_id__in={run.workflow_id for run in runs},
+            duplicate_count__gt=0,
+            received_at__gte=earliest,
+        ).order_by("-received_at")[:scan]
+    )
+    found: dict[int, list[Delivery]] = {}
+    for run in runs:
+        notification = run.notification
+        found[run.pk] = sorted(
+            (
+                delivery
+                for delivery in candidates
+                if delivery.workflow_id == run.workflow_id
+                and delivery.pk != notification.delivery_id
+                and notification.notification_id in (delivery.duplicate_ids or [])
+            ),
+            key=lambda delivery: delivery.pk,
+        )
+    return found

@@ -146,6 +146,29 @@ def test_why_not_sent_lists_refused_messages_that_mention_the_record(client, own
     assert "wrong object type" in page
 
 
+def test_why_not_sent_shows_each_redelivery_of_the_notification(client, owner):
+    from xmflows.models import Delivery
+
+    workflow = survey_workflow(owner)
+    for _ in range(3):  # Salesforce retried twice
+        assert post_soap(client, workflow, case(8)).status_code == 200
+    assert Run.objects.count() == 1
+    _, second, third = Delivery.objects.order_by("id")
+    assert (second.duplicate_count, second.duplicate_ids) == (1, ["04l8a00000Q000008AAR"])
+    client.force_login(owner)
+    page = html.unescape(
+        re.sub(
+            r"<[^>]+>",
+            "",
+            client.get("/reports/workflows/why/", {"q": "5008a00009Zz0008AAB"}).content.decode(),
+        )
+    )
+    assert f"Salesforce sent this notification again 2 times: delivery #{second.pk}" in page
+    assert f"delivery #{third.pk}" in page and "acknowledged, not run again." in page
+    deliveries = client.get("/reports/workflows/deliveries/").content.decode()
+    assert "(04l8a00000Q000008AAR)" in deliveries
+
+
 def test_run_rows_show_task_errors_and_line_statuses(client, owner):
     mailing_list = make_mailing_list()
     make_contact(
