@@ -183,6 +183,16 @@ class ContactAdminForm(forms.ModelForm):
             "sms_opted_out",
         ]
 
+    def clean_embedded_data(self):
+        value = self.cleaned_data.get("embedded_data")
+        if value is None:
+            # null passes the model's validators (an "empty" value) and then the
+            # NOT NULL column; {} is what "nothing" is.
+            raise forms.ValidationError(
+                'embedded data must be a JSON object, e.g. {"Region": "Norte"} (or {})'
+            )
+        return value
+
     def clean_email(self) -> str:
         try:
             return normalize_email(self.cleaned_data.get("email", ""))

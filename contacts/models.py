@@ -1,5 +1,6 @@
 """Directories, mailing lists, contacts with embedded data, and their transactions."""
 
+import math
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,6 +91,8 @@ def validate_embedded_data(value) -> None:
             raise ValidationError(
                 f"embedded data field {name!r} holds a list or an object; values are text"
             )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValidationError(f"embedded data field {name!r} is not a finite number")
         if "\x00" in name or "\x00" in str(item):
             raise ValidationError(f"embedded data field {name!r} contains a NUL character")
         if len(str(item)) > EMBEDDED_VALUE_MAX:

@@ -36,6 +36,8 @@ class LinesField(forms.CharField):
     def to_python(self, value: Any) -> list[Any]:
         text = super().to_python(value) or ""
         stripped = text.strip()
+        if stripped.startswith("{"):
+            raise forms.ValidationError("one item per line (or a JSON list), not a JSON object")
         if stripped.startswith("["):
             try:
                 parsed = json.loads(stripped)

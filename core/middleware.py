@@ -14,6 +14,10 @@ def _named(text: str) -> str:
     return repr(text.replace("\x00", "\\x00"))
 
 
+# No filter or search holds more; SQLite refuses LIKE patterns past 50,000 bytes.
+QUERY_VALUE_MAX = 2000
+
+
 def _nul_parameters(encoded: str) -> list[str]:
     """The names of the urlencoded parameters whose name or value holds a NUL."""
     return [
@@ -24,8 +28,9 @@ def _nul_parameters(encoded: str) -> list[str]:
 
 
 class RejectNulCharacters:
-    """A NUL character (%00) in a URL's path, its query string or a form post is
-    refused with a 400 that names where it is.
+    """A NUL character (%00) in a URL's path, its query string or a form post, and a
+    query parameter longer than QUERY_VALUE_MAX, are refused with a 400 that names
+    where they are.
 
     No text xmflows keeps may hold one (PostgreSQL refuses it in a text column or
     parameter, so a search or a lookup with one would otherwise fail with a 500 on
@@ -48,6 +53,16 @@ class RejectNulCharacters:
         if "\x00" in request.path:
             return "the URL contains a NUL character (%00)"
         query = request.META.get("QUERY_STRING", "")
+        if len(query) > QUERY_VALUE_MAX:
+            long = [
+                _named(name)
+                for name, value in parse_qsl(query, keep_blank_values=True)
+                if len(value) > QUERY_VALUE_MAX
+            ]
+            if long:
+                return (
+                    f"query parameter {', '.join(long)} is longer than {QUERY_VALUE_MAX} characters"
+                )
         if "%00" in query or "\x00" in query:
             names = _nul_parameters(query)
             if names:

@@ -611,7 +611,7 @@ def _line_for_event(message_id: str | None, metadata: dict[str, Any] | None) -> 
         if line is not None:
             return line
     recipient_id = (metadata or {}).get(email_channel.METADATA_KEY)
-    if recipient_id and str(recipient_id).isdigit():
+    if recipient_id and str(recipient_id).isdecimal() and len(str(recipient_id)) < 19:
         # Our own metadata, echoed by the ESP: finds a line whose send was
         # interrupted before its provider id was recorded.
         return queryset.filter(pk=int(recipient_id)).first()

@@ -376,7 +376,7 @@ def twilio_status_record(*, params: Mapping[str, str], line_id: str | None) -> D
             reason = f"{reason}: {describe_code(code)}"
     elif code:
         reason = describe_code(code)
-    line = str(line_id) if line_id and str(line_id).isdigit() else None
+    line = str(line_id) if line_id and str(line_id).isdecimal() and len(str(line_id)) < 19 else None
     event = delivery_event_record(
         provider=TWILIO,
         event_id=f"{sid}:{status}" if sid and status else None,

@@ -181,7 +181,7 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
     selected = None
     recipients = None
     selected_id = request.GET.get("distribution")
-    if selected_id and selected_id.isdigit():
+    if selected_id and selected_id.isdecimal() and len(selected_id) < 19:
         selected = survey.distributions.filter(pk=int(selected_id)).first()
     elif rows:
         selected = rows[0]["distribution"]

@@ -115,7 +115,7 @@ def parse_time(value: str | time) -> time:
         return value
     text = str(value or "").strip()
     parts = text.split(":")
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+    if len(parts) != 2 or not all(part.isdecimal() for part in parts):
         raise ValueError(f"not a time of day: {text!r}; use HH:MM such as 09:00")
     hour, minute = int(parts[0]), int(parts[1])
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
@@ -133,8 +133,8 @@ def parse_days(values: Iterable[int | str]) -> frozenset[int]:
             number = value
         else:
             text = str(value).strip().lower()
-            number = int(text) if text.isdigit() else WEEKDAY_NAMES.get(text[:3], 0)
-            if not text.isdigit() and text not in (text[:3], _full_name(text[:3])):
+            number = int(text) if text.isdecimal() else WEEKDAY_NAMES.get(text[:3], 0)
+            if not text.isdecimal() and text not in (text[:3], _full_name(text[:3])):
                 number = 0
         if not 1 <= number <= 7:
             raise ValueError(f"not a weekday: {value!r}; use 1 (Monday) to 7 (Sunday) or mon…sun")

@@ -177,7 +177,7 @@ class ResponseAdmin(ReadOnlyAdmin):
         # Keyed by question id in storage; shown with the question text beside it.
         texts = dict(obj.survey.questions.values_list("pk", "text"))
         labelled = {
-            f"{key}. {texts.get(int(key), '(deleted question)')}" if key.isdigit() else key: value
+            f"{key}. {texts.get(int(key), '(deleted question)')}" if key.isdecimal() else key: value
             for key, value in (obj.answers or {}).items()
         }
         return _pretty_json(labelled)

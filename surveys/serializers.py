@@ -20,13 +20,19 @@ class QuestionSerializer(serializers.ModelSerializer):
         required=False,
         default=list,
     )
-    scale_max = serializers.IntegerField(required=False, default=5)
+    # A rating's scale is checked below (2 to 10); any other question keeps a value the
+    # column holds.
+    scale_max = serializers.IntegerField(required=False, default=5, min_value=0, max_value=32767)
 
     class Meta:
         model = Question
         fields = ["id", "position", "type", "text", "choices", "required", "scale_max"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "type" not in attrs:
+            # A PATCH of the survey makes nested fields optional; questions are still
+            # replaced whole, so each one needs its type.
+            raise serializers.ValidationError({"type": ["This field is required."]})
         problems = question_setup_problems(
             type=attrs["type"],
             text=attrs.get("text", ""),

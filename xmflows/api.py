@@ -5,13 +5,13 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from core.params import api_id_param
+from core.params import api_id_param, parse_id
 from xmflows.models import Delivery, DeliveryOutcome, Run, RunStatus, TaskRun, Workflow
 from xmflows.permissions import OwnerEditsOthersRead
 from xmflows.selectors import runs_matching
@@ -31,13 +31,28 @@ def _date_filter(queryset, field: str, params, name: str, *, upper: bool = False
     raw = params.get(name)
     if not raw:
         return queryset
-    value = parse_datetime(raw) or parse_date(raw)
+    try:
+        value = parse_datetime(raw) or parse_date(raw)
+    except ValueError as error:  # well formed but impossible: 2020-13-45, 25:00
+        raise ValidationError(
+            {name: [f"not a valid date or date-time: {raw!r} ({error})"]}
+        ) from error
     if value is None:
         raise ValidationError({name: [f"not a date or date-time: {raw!r}"]})
     lookup = "lte" if upper else "gte"
     if not hasattr(value, "hour"):
         lookup = "date__lte" if upper else "date__gte"
     return queryset.filter(**{f"{field}__{lookup}": value})
+
+
+class WorkflowCopySerializer(serializers.Serializer):
+    """The body of a copy: an optional name (else "Copy of <name>")."""
+
+    name = serializers.CharField(
+        max_length=Workflow._meta.get_field("name").max_length,
+        required=False,
+        allow_blank=True,
+    )
 
 
 class WorkflowViewSet(viewsets.ModelViewSet):
@@ -56,11 +71,14 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         except NotOwnerError as error:
             raise PermissionDenied(str(error)) from error
 
-    @extend_schema(request=None, responses={201: WorkflowSerializer})
+    @extend_schema(request=WorkflowCopySerializer, responses={201: WorkflowSerializer})
     @action(detail=True, methods=["post"])
     def copy(self, request, pk=None, format=None):  # format: DRF's .json routes
         workflow = self.get_object()
-        copied = workflow_copy(workflow=workflow, user=request.user, name=request.data.get("name"))
+        body = WorkflowCopySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name = body.validated_data.get("name") or None
+        copied = workflow_copy(workflow=workflow, user=request.user, name=name)
         return Response(WorkflowSerializer(copied).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -117,7 +135,11 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None, format=None):  # format: DRF's .json routes
-        run = get_object_or_404(Run.objects.select_related("workflow"), pk=pk)
+        try:
+            run_id = parse_id(pk)
+        except ValueError:
+            run_id = None
+        run = get_object_or_404(Run.objects.select_related("workflow"), pk=run_id or 0)
         if not (request.user.is_staff or run.workflow.owner_id == request.user.pk):
             raise PermissionDenied("only the workflow's owner or a staff member can retry a run")
         try:
@@ -146,6 +168,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             if outcome not in DeliveryOutcome.values:
                 raise ValidationError({"outcome": ["must be accepted or rejected"]})
             queryset = queryset.filter(outcome=outcome)
-        if params.get("workflow"):
-            queryset = queryset.filter(workflow_id=params["workflow"])
+        workflow_id = api_id_param(params, "workflow")
+        if workflow_id is not None:
+            queryset = queryset.filter(workflow_id=workflow_id)
         return queryset.order_by("-id")

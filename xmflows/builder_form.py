@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.jsontext import loads
+
 __all__ = [
     "CONTACT_FIELDS",
     "EMAIL_MESSAGE_FIELDS",
@@ -341,7 +343,7 @@ def state_from_post(data: Mapping[str, str]) -> ParsedForm:
         extra_text = value("extra").strip()
         if extra_text:
             try:
-                extra = json.loads(extra_text)
+                extra = loads(extra_text)
             except ValueError:
                 extra = None
             if isinstance(extra, dict):
@@ -400,7 +402,7 @@ def definition_from_state(state: FormState) -> tuple[dict[str, Any], dict[str, l
         prefix = f"tasks.{position}"
         if not task.has_form:
             try:
-                config = json.loads(task.config_json or "{}")
+                config = loads(task.config_json or "{}")
             except ValueError as error:
                 errors[f"{prefix}.config_json"] = [f"not valid JSON: {error}"]
                 config = {}

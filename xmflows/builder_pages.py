@@ -21,7 +21,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import MailingList
 from contacts.selectors import embedded_data_names
+from core.jsontext import loads
 from core.pages import forbidden
+from core.params import parse_id
 from core.piped_text import menu_entries
 from surveys.models import Survey
 from surveys.selectors import survey_list_visible
@@ -54,6 +56,14 @@ from xmflows.services import (
     workflow_event_test,
     workflow_export,
 )
+
+
+def _id_or_none(text: str | None) -> int | None:
+    try:
+        return parse_id(text)
+    except ValueError:
+        return None
+
 
 OPERATOR_LABELS = {
     "equals": "equals",
@@ -131,8 +141,8 @@ def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpR
     if request.method == "POST":
         text = request.POST.get("definition", "")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
+            data = loads(text)
+        except ValueError as error:
             errors = {"definition": [f"not valid JSON: {error}"]}
             data = None
         if data is not None:
@@ -216,7 +226,7 @@ class _View:
         prefix = f"tasks.{key}"
         view: dict[str, Any] = {
             "key": key,
-            "number": int(key) + 1 if key.isdigit() else "",
+            "number": int(key) + 1 if key.isdecimal() else "",
             "type": task.type,
             "label": labels.get(task.type, task.type or "Unknown task type"),
             "has_form": task.has_form,
@@ -349,7 +359,7 @@ def _choices(user, state: FormState | None = None) -> dict[str, Any]:
         for task in (state.tasks if state else [])
         if task.type == "distribute_survey"
     }
-    hidden = sorted(int(value) for value in named - listed if value.isdigit())
+    hidden = sorted(filter(None, (_id_or_none(value) for value in named - listed)))
     for survey in Survey.objects.filter(pk__in=hidden).select_related("owner"):
         surveys.append(
             (
@@ -497,8 +507,10 @@ def dynamic_text_menu(request: HttpRequest) -> JsonResponse:
     """GET ?object=Case&fields=A,B&embedded=X,Y&workflow=ID → the {a} menu entries."""
     workflow = None
     workflow_id = request.GET.get("workflow") or ""
-    if workflow_id.isdigit():
-        workflow = Workflow.objects.select_related("event").filter(pk=int(workflow_id)).first()
+    if _id_or_none(workflow_id):
+        workflow = (
+            Workflow.objects.select_related("event").filter(pk=_id_or_none(workflow_id)).first()
+        )
     menu = menu_for(
         object_name=request.GET.get("object", "")[:100],
         declared=_names(request.GET.get("fields", "")),
@@ -530,10 +542,10 @@ def piped_text_preview(request: HttpRequest) -> JsonResponse:
 
     Sends the CSRF token in X-CSRFToken like any form post; renders only."""
     try:
-        data = json.loads(request.body or b"{}")
+        data = loads(request.body or b"{}")
         if not isinstance(data, dict):
             raise ValueError("the body must be a JSON object")
-        run_id = int(data.get("run") or 0)
+        run_id = parse_id(str(data.get("run") or "")) or 0
         contact = _string_map(data.get("contact"), "contact")
         embedded = _string_map(data.get("embedded_data"), "embedded_data")
         message = _string_map(data.get("message"), "message")

@@ -102,7 +102,9 @@ def follow_up_text_errors(key: str, config: Any, channel: str | None) -> dict[st
     return {
         name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"]
         for name in needed
-        if not (config.get(name) or "").strip()
+        # A text that is not a string is reported by its own field ("Not a valid string").
+        if config.get(name) is None
+        or (isinstance(config.get(name), str) and not config.get(name).strip())
     }
 
 

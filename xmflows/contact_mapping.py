@@ -114,7 +114,7 @@ def load_mailing_list(mailing_list_id: Any) -> MailingList:
             ("mailing_list", int(mailing_list_id)),
             MailingList.objects.select_related("directory").filter(pk=mailing_list_id).first,
         )
-        if isinstance(mailing_list_id, int) or str(mailing_list_id).isdigit()
+        if isinstance(mailing_list_id, int) or str(mailing_list_id).isdecimal()
         else None
     )
     if mailing_list is None:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from core.charts import Series, line_chart, stacked_bar_chart
 from core.pages import forbidden
+from core.params import parse_id
 from distributions.models import Distribution, DistributionChannel
 from distributions.reports import (
     METRICS,
@@ -114,7 +115,10 @@ def run_replay_page(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 def _id(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    try:
+        return parse_id(value)
+    except ValueError:
+        return None
 
 
 def _day(value: str | None) -> date | None:

@@ -203,7 +203,9 @@ def object_fields_known(
     if workflow is not None:
         names = _field_names(_latest_payloads([workflow.pk], 50), names)
     object_name = (object_name or "").strip()
-    if object_name:
+    # A name longer than the column is no event's (the form says so); SQLite cannot even
+    # run a LIKE that long.
+    if object_name and len(object_name) <= Event._meta.get_field("object_name").max_length:
         others = (
             Event.objects.filter(object_name__iexact=object_name)
             .exclude(workflow=workflow)

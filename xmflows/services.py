@@ -116,7 +116,8 @@ def workflow_export(*, workflow: Workflow) -> dict[str, Any]:
 def workflow_copy(*, workflow: Workflow, user, name: str | None = None) -> Workflow:
     """A copy owned by `user`, with a new event URL (a new token is generated)."""
     definition = workflow_export(workflow=workflow)
-    definition["name"] = name or f"Copy of {workflow.name}"
+    limit = Workflow._meta.get_field("name").max_length
+    definition["name"] = name or f"Copy of {workflow.name}"[:limit]
     return workflow_create(owner=user, definition=definition)
 
 

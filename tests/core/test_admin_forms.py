@@ -33,7 +33,7 @@ def _errors(model, data: dict, field: str) -> list[str]:
     ("value", "message"),
     [
         ('[1, {"a": 2}]', "a JSON list of field names"),
-        ('{"CaseNumber": 1}', "a JSON list of field names"),
+        ('{"CaseNumber": 1}', "one item per line (or a JSON list), not a JSON object"),
         ('["CaseNumber", " "]', "field names must not be empty"),
         ('["dup", "CaseNumber", "dup"]', "field names appear more than once: dup"),
     ],
