@@ -141,12 +141,30 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
         if not Survey.objects.filter(pk=survey_id).exists():
             raise Http404(f"no survey {survey_id}")
         return forbidden(request, "you do not have access to this survey")
+    # A filter that cannot be read is said and not applied (as on the run list), so
+    # the charts never look filtered while showing everything.
+    problems: list[str] = []
     workflow_id = _id(params.get("workflow"))
     workflow = Workflow.objects.filter(pk=workflow_id).first() if workflow_id else None
+    if params.get("workflow") and workflow is None:
+        problems.append(f"workflow: {params['workflow']!r} is not a workflow's id; not applied")
     channel = params.get("channel") or ""
+    if channel and channel not in DistributionChannel.values:
+        problems.append(
+            f"channel: unknown channel {channel!r} (one of "
+            f"{', '.join(DistributionChannel.values)}); not applied"
+        )
+        channel = ""
     default_since, default_until = default_period()
-    since = _day(params.get("since")) or default_since
-    until = _day(params.get("until")) or default_until
+    dates = {}
+    for name, default in (("since", default_since), ("until", default_until)):
+        dates[name] = _day(params.get(name))
+        if params.get(name) and dates[name] is None:
+            problems.append(
+                f"{name}: not a valid date (YYYY-MM-DD): {params[name]!r}; {default:%Y-%m-%d} used"
+            )
+    since = dates["since"] or default_since
+    until = dates["until"] or default_until
     recipients = report_recipients(
         user=request.user,
         survey_id=survey.pk if survey else None,
@@ -241,5 +259,6 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
             "channel_choices": DistributionChannel.choices,
             "workflow_distributions": workflow_distributions,
             "workflow_surveys": workflow_surveys,
+            "filter_problems": problems,
         },
     )

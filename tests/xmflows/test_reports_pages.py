@@ -376,3 +376,17 @@ def test_date_filters_keep_exactly_the_runs_of_the_period(client, owner):
         {"since": days[1].date().isoformat(), "until": days[2].date().isoformat()},
     ).content.decode()
     assert f"#{runs[1].pk}<" in page and f"#{runs[0].pk}<" not in page
+
+
+def test_distribution_report_names_filters_it_cannot_read(client, owner):
+    client.force_login(owner)
+    page = html.unescape(
+        client.get(
+            "/reports/distributions/",
+            {"since": "2026-02-30", "until": "yesterday", "channel": "fax", "workflow": "12345"},
+        ).content.decode()
+    )
+    assert "since: not a valid date (YYYY-MM-DD): '2026-02-30'" in page
+    assert "until: not a valid date (YYYY-MM-DD): 'yesterday'" in page
+    assert "channel: unknown channel 'fax' (one of email, sms, sms_survey); not applied" in page
+    assert "workflow: '12345' is not a workflow's id; not applied" in page
