@@ -23,6 +23,15 @@ def parse_id(raw: str | None) -> int | None:
     return value
 
 
+def id_or_none(raw: str | None) -> int | None:
+    """The id in `raw`, or None when it is blank or not an id (pages that ignore or
+    report a bad filter themselves)."""
+    try:
+        return parse_id(raw)
+    except ValueError:
+        return None
+
+
 def api_id_param(params: Mapping[str, str], name: str, what: str | None = None) -> int | None:
     """A query parameter holding an id, for the API: a 400 that names the parameter
     when it is not one ("workflow: must be a workflow id")."""

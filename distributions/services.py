@@ -23,6 +23,7 @@ from config.queueing import enqueue
 from contacts.models import Contact
 from contacts.services import contact_set_opt_out
 from core.job_memo import memoized
+from core.params import id_or_none
 from distributions.channels import SendError
 from distributions.channels import email as email_channel
 from distributions.channels import sms as sms_channel
@@ -610,11 +611,11 @@ def _line_for_event(message_id: str | None, metadata: dict[str, Any] | None) -> 
         line = queryset.filter(provider_message_id=str(message_id)).first()
         if line is not None:
             return line
-    recipient_id = (metadata or {}).get(email_channel.METADATA_KEY)
-    if recipient_id and str(recipient_id).isdecimal() and len(str(recipient_id)) < 19:
+    recipient_id = id_or_none(str((metadata or {}).get(email_channel.METADATA_KEY) or ""))
+    if recipient_id:
         # Our own metadata, echoed by the ESP: finds a line whose send was
         # interrupted before its provider id was recorded.
-        return queryset.filter(pk=int(recipient_id)).first()
+        return queryset.filter(pk=recipient_id).first()
     return None
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from contacts.models import Contact
 from contacts.normalize import normalize_phone
 from contacts.services import contact_set_opt_out
+from core.params import id_or_none
 from core.piped_text import RenderContext, render
 from distributions import quiet_hours as quiet_hours_rules
 from distributions.channels import SendError
@@ -376,7 +377,7 @@ def twilio_status_record(*, params: Mapping[str, str], line_id: str | None) -> D
             reason = f"{reason}: {describe_code(code)}"
     elif code:
         reason = describe_code(code)
-    line = str(line_id) if line_id and str(line_id).isdecimal() and len(str(line_id)) < 19 else None
+    line = str(line_id) if id_or_none(str(line_id or "")) else None
     event = delivery_event_record(
         provider=TWILIO,
         event_id=f"{sid}:{status}" if sid and status else None,

@@ -20,6 +20,7 @@ from rest_framework.authentication import TokenAuthentication, get_authorization
 from rest_framework.exceptions import AuthenticationFailed
 
 from core.pages import forbidden
+from core.params import id_or_none
 from distributions.csv_export import csv_chunks
 from distributions.models import Distribution, OutboxMessage, RecipientStatus
 from distributions.selectors import (
@@ -181,8 +182,8 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
     selected = None
     recipients = None
     selected_id = request.GET.get("distribution")
-    if selected_id and selected_id.isdecimal() and len(selected_id) < 19:
-        selected = survey.distributions.filter(pk=int(selected_id)).first()
+    if id_or_none(selected_id):
+        selected = survey.distributions.filter(pk=id_or_none(selected_id)).first()
     elif rows:
         selected = rows[0]["distribution"]
     if selected is not None:

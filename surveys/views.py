@@ -187,30 +187,21 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     if not survey.is_active:
         return _closed(request)
     questions = list(survey.questions.all())
-    if _is_preview(request, survey):
-        # An admin looking at a respondent's page (the Distributions tab links it so):
-        # nothing is recorded, neither the opening nor answers.
-        if request.method == "POST":
-            return _message(
-                request,
-                title="Preview",
-                heading="A preview records nothing",
-                message="This page was opened as a preview; answers are not saved.",
-                status=403,
-            )
-        saved = selectors.response_for_link(link)
-        return _survey_form(
+    # An admin looking at a respondent's page (the Distributions tab links it so):
+    # nothing is recorded, neither the opening nor answers.
+    preview = _is_preview(request, survey)
+    if preview and request.method == "POST":
+        return _message(
             request,
-            survey=survey,
-            link=link,
-            questions=questions,
-            values=saved.answers if saved else {},
-            preview=True,
+            title="Preview",
+            heading="A preview records nothing",
+            message="This page was opened as a preview; answers are not saved.",
+            status=403,
         )
     # A POST without a prior GET (a page kept open from another device) still
     # counts as an opening, so recipient lines never skip "Opened". HEAD does not:
     # link checkers and mail scanners send it without a person reading anything.
-    if request.method != "HEAD":
+    if request.method != "HEAD" and not preview:
         services.survey_link_open(link=link)
 
     if request.method in ("GET", "HEAD"):
@@ -227,6 +218,7 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
             questions=questions,
             values=response.answers if response else {},
             notice=notice,
+            preview=preview,
         )
 
     finish = request.POST.get("action", "finish") != "save"

@@ -23,7 +23,7 @@ from contacts.models import MailingList
 from contacts.selectors import embedded_data_names
 from core.jsontext import loads
 from core.pages import forbidden
-from core.params import parse_id
+from core.params import id_or_none, parse_id
 from core.piped_text import menu_entries
 from surveys.models import Survey
 from surveys.selectors import survey_list_visible
@@ -56,14 +56,6 @@ from xmflows.services import (
     workflow_event_test,
     workflow_export,
 )
-
-
-def _id_or_none(text: str | None) -> int | None:
-    try:
-        return parse_id(text)
-    except ValueError:
-        return None
-
 
 OPERATOR_LABELS = {
     "equals": "equals",
@@ -359,7 +351,7 @@ def _choices(user, state: FormState | None = None) -> dict[str, Any]:
         for task in (state.tasks if state else [])
         if task.type == "distribute_survey"
     }
-    hidden = sorted(filter(None, (_id_or_none(value) for value in named - listed)))
+    hidden = sorted(filter(None, (id_or_none(value) for value in named - listed)))
     for survey in Survey.objects.filter(pk__in=hidden).select_related("owner"):
         surveys.append(
             (
@@ -507,10 +499,8 @@ def dynamic_text_menu(request: HttpRequest) -> JsonResponse:
     """GET ?object=Case&fields=A,B&embedded=X,Y&workflow=ID → the {a} menu entries."""
     workflow = None
     workflow_id = request.GET.get("workflow") or ""
-    if _id_or_none(workflow_id):
-        workflow = (
-            Workflow.objects.select_related("event").filter(pk=_id_or_none(workflow_id)).first()
-        )
+    if id_or_none(workflow_id):
+        workflow = Workflow.objects.select_related("event").filter(pk=workflow_id).first()
     menu = menu_for(
         object_name=request.GET.get("object", "")[:100],
         declared=_names(request.GET.get("fields", "")),

@@ -99,13 +99,13 @@ def follow_up_text_errors(key: str, config: Any, channel: str | None) -> dict[st
         return {}
     channel = channel or "email"
     needed = ("subject", "body") if channel in EMAIL_CHANNELS else ("text",)
-    return {
-        name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"]
-        for name in needed
-        # A text that is not a string is reported by its own field ("Not a valid string").
-        if config.get(name) is None
-        or (isinstance(config.get(name), str) and not config.get(name).strip())
-    }
+    # A text that is not a string is reported by its own field ("Not a valid string").
+    blank = [
+        name
+        for name, value in ((name, config.get(name)) for name in needed)
+        if value is None or (isinstance(value, str) and not value.strip())
+    ]
+    return {name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"] for name in blank}
 
 
 def follow_up_config(config: dict[str, Any]) -> dict[str, Any]:

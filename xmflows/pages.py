@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from core.pages import forbidden
-from core.params import parse_id
+from core.params import id_or_none
 from xmflows import selectors
 from xmflows.builder_form import state_from_definition
 from xmflows.builder_pages import builder_context
@@ -31,10 +31,7 @@ from xmflows.services import (
 def _int_param(request: HttpRequest, name: str) -> int | None:
     """An id from the query string; None when blank or not an id (the caller says so
     where it matters)."""
-    try:
-        return parse_id(request.GET.get(name))
-    except ValueError:
-        return None
+    return id_or_none(request.GET.get(name))
 
 
 @login_required

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from core.charts import Series, line_chart, stacked_bar_chart
 from core.pages import forbidden
-from core.params import parse_id
+from core.params import id_or_none
 from distributions.models import Distribution, DistributionChannel
 from distributions.reports import (
     METRICS,
@@ -114,13 +114,6 @@ def run_replay_page(request: HttpRequest, run_id: int) -> HttpResponse:
 # --- Distribution reports -----------------------------------------------------------
 
 
-def _id(value: str | None) -> int | None:
-    try:
-        return parse_id(value)
-    except ValueError:
-        return None
-
-
 def _day(value: str | None) -> date | None:
     try:
         return parse_date(value or "") if value else None
@@ -135,7 +128,7 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
     history CSV downloads of CONTRACT.md §6."""
     params = request.GET
     visible_surveys = survey_list_visible(user=request.user).order_by("name")
-    survey_id = _id(params.get("survey"))
+    survey_id = id_or_none(params.get("survey"))
     survey = visible_surveys.filter(pk=survey_id).first() if survey_id else None
     if survey_id and survey is None:
         if not Survey.objects.filter(pk=survey_id).exists():
@@ -144,7 +137,7 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
     # A filter that cannot be read is said and not applied (as on the run list), so
     # the charts never look filtered while showing everything.
     problems: list[str] = []
-    workflow_id = _id(params.get("workflow"))
+    workflow_id = id_or_none(params.get("workflow"))
     workflow = Workflow.objects.filter(pk=workflow_id).first() if workflow_id else None
     if params.get("workflow") and workflow is None:
         problems.append(f"workflow: {params['workflow']!r} is not a workflow's id; not applied")

@@ -279,7 +279,8 @@ def contact_admin_url(contact_id: int) -> str:
     return f"/admin/contacts/contact/{contact_id}/change/"
 
 
-def _task_label(task_type: str) -> str:
+def task_label(task_type: str) -> str:
+    """A task type's name as the builder shows it ("XM Directory: Distribute survey")."""
     from xmflows import task_types
 
     registered = task_types.get(task_type)
@@ -289,7 +290,7 @@ def _task_label(task_type: str) -> str:
 def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
     findings: list[Finding] = []
     for task_run in task_runs:
-        label = f"task {task_run.position + 1} ({_task_label(task_run.type)})"
+        label = f"task {task_run.position + 1} ({task_label(task_run.type)})"
         if task_run.status == TaskRunStatus.FAILED:
             findings.append(Finding("problem", f"{label} failed: {task_run.error}"))
         elif task_run.status == TaskRunStatus.WAITING_RETRY:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.conftest import SHARED_SAMPLES, shared_samples
 from tests.soap_builders import DEFAULT_ORG_ID, build_outbound_message
 from xmflows import soap
 from xmflows.soap import (
@@ -69,18 +70,8 @@ def case(number: int, **fields: str | None) -> dict[str, object]:
     }
 
 
-def find_samples() -> Path | None:
-    # The shared samples live beside the repository (../shared/samples); walk
-    # up rather than trusting a fixed depth so a moved checkout still finds them.
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "samples"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-SAMPLES = find_samples()
-SAMPLE_FILES = sorted(SAMPLES.glob("*.xml")) if SAMPLES else []
+# Optional: the shared samples beside the project (tests.conftest); skipped when absent.
+SAMPLE_FILES = shared_samples()
 
 
 # --- the fixtures -----------------------------------------------------------
@@ -850,8 +841,8 @@ def _canonical(data: bytes) -> bytes:
 
 
 def test_build_ack_matches_the_sample_ack() -> None:
-    sample = SAMPLES / "ack_response.xml" if SAMPLES else None
-    if sample is None or not sample.exists():
+    sample = SHARED_SAMPLES / "ack_response.xml"
+    if not sample.exists():
         pytest.skip("shared samples are not available")
     assert _canonical(build_ack()) == _canonical(sample.read_bytes())
 
