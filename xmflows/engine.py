@@ -19,8 +19,6 @@ from xmflows.task_types import TaskContext, TaskError
 
 logger = logging.getLogger(__name__)
 
-FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED}
-
 
 def backoff(attempt: int) -> timedelta:
     """1, 2, 4 … minutes, at most an hour between tries."""

@@ -162,6 +162,9 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
+
+
 class RunTrigger(models.TextChoices):
     SALESFORCE = "salesforce", "Salesforce"
     TEST = "test", "Test message"

@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from xmflows.models import (
+    RUN_FINISHED,
     Delivery,
     DeliveryOutcome,
     Event,
@@ -417,7 +418,6 @@ def rejected_deliveries_mentioning(text: str, *, days: int = 30, limit: int = 10
 IDLE_WORKERS_AFTER = timedelta(minutes=2)
 # A schedule this late to run means no qcluster is running its scheduler.
 LATE_SCHEDULE_AFTER = timedelta(minutes=3)
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
 
 
 @dataclass
@@ -510,7 +510,7 @@ def _last_run_started() -> datetime | None:
     would grow with the history)."""
     starts = [
         Run.objects.filter(status=status).order_by("-id").values_list("started_at", flat=True)[:1]
-        for status in (RunStatus.RUNNING, *FINISHED_STATUSES)
+        for status in (RunStatus.RUNNING, *RUN_FINISHED)
     ]
     found = [moment for query in starts for moment in query if moment is not None]
     return max(found, default=None)
