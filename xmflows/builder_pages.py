@@ -127,6 +127,12 @@ NEW_WORKFLOW_TEMPLATE = {
 }
 
 
+def _saved_messages(request: HttpRequest, workflow: Workflow) -> None:
+    messages.success(request, "Workflow saved.")
+    for warning in selectors.condition_field_warnings(workflow=workflow):
+        messages.warning(request, warning)
+
+
 def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
     """The advanced editor: the whole definition as JSON, the API's own format."""
     errors = None
@@ -143,7 +149,7 @@ def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpR
             )
             if serializer.is_valid():
                 saved = serializer.save()
-                messages.success(request, "Workflow saved.")
+                _saved_messages(request, saved)
                 return redirect("workflow-detail", workflow_id=saved.pk)
             errors = serializer.errors
     else:
@@ -450,7 +456,7 @@ def _builder(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse
                     saved = serializer.save()
                 except NotOwnerError as error:
                     return forbidden(request, str(error))
-                messages.success(request, "Workflow saved.")
+                _saved_messages(request, saved)
                 return redirect("workflow-detail", workflow_id=saved.pk)
             if not valid:
                 errors = _merge(errors, map_errors(flatten_errors(serializer.errors), state))

@@ -220,6 +220,48 @@ def object_fields_known(
     return names
 
 
+# What a condition may test besides the record's fields (TaskContext.event_facts).
+EVENT_FACTS = ("ObjectType", "RecordId", "NotificationId", "OrganizationId")
+
+
+def condition_field_warnings(*, workflow: Workflow) -> list[str]:
+    """One sentence per condition field that no source knows: not declared on the
+    event, not in any message received for the object, not a standard field of it, not
+    an event fact. Such a rule is saved (the field may come with the next message), but
+    a misspelt one would skip every run, so the builder says so after saving."""
+    rules = (workflow.conditions or {}).get("rules") or []
+    wanted = [rule.get("field") for rule in rules if isinstance(rule, dict)]
+    wanted = [name for name in dict.fromkeys(wanted) if isinstance(name, str) and name]
+    if not wanted:
+        return []
+    event = Event.objects.filter(workflow=workflow).first()
+    known = [
+        *object_fields_known(
+            object_name=event.object_name if event else "",
+            declared=(event.fields if event else None) or [],
+            workflow=workflow,
+        ),
+        *EVENT_FACTS,
+    ]
+    by_lower = {name.lower(): name for name in reversed(known)}
+    warnings = []
+    for name in wanted:
+        if name in known:
+            continue
+        near = by_lower.get(name.lower())
+        hint = (
+            f"Salesforce sends it as {near!r} (names are case-sensitive)"
+            if near
+            else "check the spelling, or list it in the event's fields"
+        )
+        warnings.append(
+            f"The condition on {name!r} tests a field that the event does not declare "
+            f"and no message has carried yet; until one does, the rule sees it as "
+            f"empty: {hint}."
+        )
+    return warnings
+
+
 def sample_runs(*, workflow: Workflow | None, object_name: str = "", limit: int = 10) -> list[Run]:
     """Stored payloads to preview messages with: this workflow's latest runs, else
     (a new workflow) the latest runs of workflows on the same object."""

@@ -273,6 +273,63 @@ def test_a_task_type_without_a_form_is_edited_as_json(client, owner, task_probe)
     )
 
 
+def saved_page_warnings(client, response) -> list[str]:
+    assert response.status_code == 302, response.content.decode()[:2000]
+    page = client.get(response["Location"]).content.decode()
+    return [html.unescape(text) for text in re.findall(r'<li class="warning">(.*?)</li>', page)]
+
+
+def test_a_condition_on_a_field_nobody_knows_is_saved_with_a_warning(client, owner, setup):
+    client.force_login(owner)
+    response = client.post(
+        "/workflows/new/",
+        demo_post(
+            setup,
+            **{
+                "conditions.match": "any",
+                "conditions.rules.0.field": "isclosed",  # Case's IsClosed, misspelt
+                "conditions.rules.1.field": "Survey_Opt_In__c",  # nobody's field
+                "conditions.rules.1.op": "is_not_empty",
+                "conditions.rules.2.field": "First_Name__c",  # declared on the event
+                "conditions.rules.2.op": "is_not_empty",
+                "conditions.rules.3.field": "OrganizationId",  # an event fact
+                "conditions.rules.3.op": "is_not_empty",
+            },
+        ),
+    )
+    warnings = saved_page_warnings(client, response)
+    assert warnings == [
+        "The condition on 'isclosed' tests a field that the event does not declare and no "
+        "message has carried yet; until one does, the rule sees it as empty: Salesforce "
+        "sends it as 'IsClosed' (names are case-sensitive).",
+        "The condition on 'Survey_Opt_In__c' tests a field that the event does not declare "
+        "and no message has carried yet; until one does, the rule sees it as empty: check "
+        "the spelling, or list it in the event's fields.",
+    ]
+    workflow = Workflow.objects.get(name="Closed case survey")
+    assert len(workflow.conditions["rules"]) == 4  # saved all the same
+
+    # Once a message has carried the field, saving again warns about it no more.
+    body = fixture_bytes("salesforce/case_closed.xml").replace(
+        b"<sf:Priority>", b"<sf:Survey_Opt_In__c>true</sf:Survey_Opt_In__c><sf:Priority>"
+    )
+    assert b"Survey_Opt_In__c" in body
+    assert post_soap(client, workflow, body).status_code == 200
+    definition = json.loads(client.get(f"/api/v1/workflows/{workflow.pk}/export/").content)
+    response = client.post(
+        f"/workflows/{workflow.pk}/edit/json/", {"definition": json.dumps(definition)}
+    )
+    assert [w.split(":")[0] for w in saved_page_warnings(client, response)] == [
+        "The condition on 'isclosed' tests a field that the event does not declare and no "
+        "message has carried yet; until one does, the rule sees it as empty"
+    ]
+
+
+def test_known_condition_fields_save_without_a_warning(client, owner, setup):
+    client.force_login(owner)
+    assert saved_page_warnings(client, client.post("/workflows/new/", demo_post(setup))) == []
+
+
 # --- Validation errors beside their fields ---------------------------------------------------
 
 
