@@ -27,10 +27,21 @@ def _nul_parameters(encoded: str) -> list[str]:
     ]
 
 
+def _impossible_years(encoded: str) -> list[str]:
+    """The names of `…__year` lookups (the admin's date filters take any) whose value
+    is not a year the calendar holds: the database layer raises ValueError on them."""
+    return [
+        _named(name)
+        for name, value in parse_qsl(encoded, keep_blank_values=True)
+        if name.endswith(("__year", "__iso_year"))
+        and not (value.isascii() and value.isdigit() and 1 <= int(value) <= 9999)
+    ]
+
+
 class RejectNulCharacters:
-    """A NUL character (%00) in a URL's path, its query string or a form post, and a
-    query parameter longer than QUERY_VALUE_MAX, are refused with a 400 that names
-    where they are.
+    """A NUL character (%00) in a URL's path, its query string or a form post, a
+    query parameter longer than QUERY_VALUE_MAX, and a `…__year` lookup outside
+    1 to 9999 are refused with a 400 that names where they are.
 
     No text xmflows keeps may hold one (PostgreSQL refuses it in a text column or
     parameter, so a search or a lookup with one would otherwise fail with a 500 on
@@ -67,6 +78,10 @@ class RejectNulCharacters:
             names = _nul_parameters(query)
             if names:
                 return f"query parameter {', '.join(names)} contains a NUL character (%00)"
+        if "year=" in query:
+            names = _impossible_years(query)
+            if names:
+                return f"query parameter {', '.join(names)} must be a year from 1 to 9999"
         if request.method == "POST" and request.content_type in FORMS:
             # Parsed here rather than by the CSRF check a moment later: same cost.
             names = [
