@@ -44,7 +44,12 @@ from distributions.models import (
     Recipient,
 )
 from distributions.send_checks import REMINDER_NOT_STARTED, reminder_skip_reason
-from distributions.services import EmailContent, distribution_create, recipient_create
+from distributions.services import (
+    CONTACT_DELETED,
+    EmailContent,
+    distribution_create,
+    recipient_create,
+)
 from surveys.models import SurveyLink
 
 logger = logging.getLogger(__name__)
@@ -232,6 +237,8 @@ def reminder_consider(*, line_id: int, now: datetime | None = None) -> str:
         config = (line.distribution.follow_up_config or {}).get("reminder")
         if line.kind != MessageKind.INVITATION or not config:
             return _reminder_settle(line, None, "no reminder configured")
+        if line.contact_id is None:
+            return _reminder_settle(line, None, f"not needed: {CONTACT_DELETED}")
         after = timedelta(days=int(config["after_days"]))
         if line.sent_at is None:
             if line.status in UNSENT:
@@ -289,5 +296,9 @@ def thank_you_create(*, link_id: int) -> str:
         )
         if finished is None:
             return "survey not finished"
+        if line.contact_id is None:
+            # Deleted from the directory: the respondent could still finish through
+            # the link, but nothing more is sent to a person an admin removed.
+            return f"no thank-you: {CONTACT_DELETED}"
         created = follow_up_create(invitation=line, kind=MessageKind.THANK_YOU, config=config)
         return "created" if created is not None else "already thanked"

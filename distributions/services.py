@@ -53,6 +53,7 @@ UNKNOWN_OUTCOME = (
     "send outcome unknown (worker stopped during the provider call); "
     "not resent to avoid a duplicate"
 )
+CONTACT_DELETED = "the contact was deleted from the directory"
 
 
 # --- Senders, suppressions, duplicates ----------------------------------------------
@@ -327,6 +328,11 @@ def recipient_send(*, recipient_id: int) -> str:
         if not _survey_is_active(line) and line.kind != MessageKind.THANK_YOU:
             _settle(line, RecipientStatus.SKIPPED, "survey is not active")
             return "skipped"
+        if line.contact_id is None:
+            # Every line is created for a contact; none left means an admin deleted
+            # it (the foreign key is set to null) while the send waited.
+            _settle(line, RecipientStatus.SKIPPED, f"{CONTACT_DELETED} before the send")
+            return "skipped"
         refusal = _send_time_refusal(line)
         if refusal is not None:
             _settle(line, refusal.status, refusal.reason)
@@ -390,6 +396,13 @@ def _send_time_refusal(line: Recipient):
         from distributions.sms_services import line_refusal
 
         return line_refusal(line)
+    if not sender_is_verified(address=line.from_address):
+        # Verified when the task ran; an admin may have withdrawn it since (a send
+        # delay, a retry, a reminder days later).
+        return Refusal(
+            RecipientStatus.FAILED,
+            f"sender address {line.from_address or '(none)'} is no longer verified",
+        )
     return email_refusal(contact=line.contact, address=line.to_address)
 
 
