@@ -42,6 +42,8 @@ MAPPED_CONTACT_FIELDS: tuple[str, ...] = (
     "language",
 )
 TEMPLATE_MAX = 2000
+# Fields left out (with a warning) when not required and their value cannot be read.
+OPTIONAL_IF_UNREADABLE = frozenset({"email", "phone"})
 EMBEDDED_FIELDS_MAX = 100
 
 
@@ -182,7 +184,16 @@ def render_contact_values(
     try:
         values = clean_contact_values(directory=directory, values=raw)
     except ContactError as error:
-        raise TaskError(error.message, output={"warnings": _unique(warnings)}) from error
+        # An optional email or phone Salesforce holds in a form we cannot read (a
+        # typo in a secondary field) must not cost the survey: it is left out, with
+        # a warning naming it. A required one, or any other field, fails the task.
+        droppable = {name for name in error.errors if name in OPTIONAL_IF_UNREADABLE}
+        if not droppable or droppable & set(required) or set(error.errors) - droppable:
+            raise TaskError(error.message, output={"warnings": _unique(warnings)}) from error
+        for name in sorted(droppable, key=MAPPED_CONTACT_FIELDS.index):
+            warnings.append(f"{error.errors[name]}; the contact was saved without this {name}")
+            del raw[name]
+        values = clean_contact_values(directory=directory, values=raw)
     embedded: dict[str, str] = {}
     for name, template in (embedded_data_map or {}).items():
         rendered = render(template or "", render_context)

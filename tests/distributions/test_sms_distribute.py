@@ -97,6 +97,22 @@ def test_an_unreadable_phone_fails_the_task_clearly(client, admin_user, outbox_s
     assert not OutboxMessage.objects.exists()
 
 
+def test_an_unreadable_optional_email_does_not_stop_the_text(client, admin_user, outbox_sms):
+    run = send_sms_case(client, make_sms_workflow(owner=admin_user), ContactEmail="jonas.berg@")
+    task = run.task_runs.get()
+    assert task.status == "succeeded", task.error
+    assert (
+        "not a valid email address: 'jonas.berg@'; the contact was saved without this email"
+        in (task.output["warnings"])
+    )
+    assert Recipient.objects.get().get_status_display() == "Sent"
+    assert OutboxMessage.objects.get().to == PHONE
+    # The run report shows the warning next to the task.
+    client.force_login(admin_user)
+    page = client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
+    assert "the contact was saved without this email" in page
+
+
 def test_a_long_text_is_sent_with_a_segments_warning(client, admin_user, outbox_sms, settings):
     settings.XMFLOWS_SMS_MAX_SEGMENTS = 2
     text = "Hi ${m://FirstName}, " + "we value your opinion. " * 20 + "${l://SurveyURL}"

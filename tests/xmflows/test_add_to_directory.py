@@ -267,10 +267,32 @@ def test_an_empty_first_name_fails_the_task(client, mailing_list):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unreadable_phone_fails_the_task_with_the_reason(client, mailing_list):
+def test_an_unreadable_optional_phone_is_left_out_with_a_warning(client, mailing_list):
     workflow = make_workflow(tasks=[directory_task(mailing_list)])
     post(client, workflow, case_message(ContactPhone="(415) 55"))
-    assert only_task_run().error == "cannot read phone number '(415) 55' for country US"
+    task = only_task_run()
+    assert task.status == "succeeded", task.error
+    assert task.output["warnings"] == [
+        "cannot read phone number '(415) 55' for country US; "
+        "the contact was saved without this phone"
+    ]
+    contact = Contact.objects.get()
+    assert (contact.email, contact.phone) == ("jonas.berg@example.org", "")
+    # A later message with a readable phone fills it in; a bad one does not erase it.
+    post(client, workflow, case_message(ContactPhone="(415) 555-0100"))
+    post(client, workflow, case_message(ContactPhone="(415) 55"))
+    contact.refresh_from_db()
+    assert contact.phone == "+14155550100"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreadable_required_email_still_fails_the_task(client, mailing_list):
+    workflow = make_workflow(tasks=[directory_task(mailing_list)])
+    post(client, workflow, case_message(ContactEmail="jonas.berg@", ContactPhone="(415) 55"))
+    assert only_task_run().error == (
+        "not a valid email address: 'jonas.berg@'; "
+        "cannot read phone number '(415) 55' for country US"
+    )
     assert not Contact.objects.exists()
 
 
