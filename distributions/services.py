@@ -31,6 +31,8 @@ from distributions.models import (
     COUNTS_AS_SENT,
     STATUS_RANK,
     UNSENT,
+    Conversation,
+    ConversationStatus,
     DeliveryEvent,
     Distribution,
     DistributionChannel,
@@ -729,6 +731,17 @@ def recipient_survey_progress(*, link, stage: str, response_id: int | None = Non
             changed.add("opened_at")
         if changed:
             line.save(update_fields=[*sorted(changed), "updated_at"])
+        if stage == "finished":
+            # A two-way SMS survey answered to the end on the web instead: its
+            # conversation must not hold the number (no new SMS survey could start).
+            # A finish by SMS has closed its own conversation before this runs.
+            Conversation.objects.filter(
+                recipient_id=line.pk, status=ConversationStatus.OPEN
+            ).update(
+                status=ConversationStatus.CLOSED,
+                closed_at=now,
+                close_reason="the survey was finished on the web",
+            )
     return True
 
 

@@ -36,7 +36,9 @@ from distributions.sms_services import (
     OPTED_OUT_SOURCE,
     conversation_close,
     conversation_is_stale,
+    conversation_time_out,
     conversation_timeout,
+    lines_note_time_out,
     number_opted_out,
     open_conversation_for,
     phone_normalize,
@@ -211,9 +213,19 @@ def sms_inbound_receive(*, from_number: str, body: str, message_sid: str = "") -
                 if word == "start":
                     outcome = f"opted back in to SMS ({opted_in} contacts)"
                 elif closed_now:
+                    conversation = _last_closed_conversation(phone)
                     outcome = f"ignored: the two-way survey timed out ({timeout_reason()})"
                 else:
-                    outcome = "ignored: no open two-way survey with this number"
+                    # A late reply to a survey that ended: kept on that conversation,
+                    # so its page shows what came after the end.
+                    conversation = _last_closed_conversation(phone)
+                    outcome = (
+                        "ignored: the two-way survey with this number ended "
+                        f"({conversation.get_status_display().lower()}: "
+                        f"{conversation.close_reason})"
+                        if conversation is not None
+                        else "ignored: no open two-way survey with this number"
+                    )
             else:
                 replies, outcome = _reply(
                     conversation, body or "", now, keyword_start=word == "start"
@@ -251,6 +263,15 @@ def inbound_replies_deliver(result: InboundResult) -> None:
         SmsMessage.objects.filter(pk=message_id).update(provider_message_id=sid[:64])
 
 
+def _last_closed_conversation(phone: str) -> Conversation | None:
+    return (
+        Conversation.objects.filter(phone=phone)
+        .exclude(status=ConversationStatus.OPEN)
+        .order_by("-id")
+        .first()
+    )
+
+
 def _locked_open_conversation(phone: str, now: datetime) -> tuple[Conversation | None, bool]:
     """(the open conversation, locked; whether one was just closed as timed out)."""
     conversation = (
@@ -267,7 +288,7 @@ def _locked_open_conversation(phone: str, now: datetime) -> tuple[Conversation |
         # Its opening has not gone out yet: this text answers nothing of ours.
         return None, False
     if conversation_is_stale(conversation, now):
-        conversation_close(conversation, ConversationStatus.TIMED_OUT, timeout_reason())
+        conversation_time_out(conversation)
         return None, True
     return conversation, False
 
@@ -397,12 +418,26 @@ def conversations_expire(*, now: datetime | None = None) -> int:
     line ended without being sent. Returns how many timed out."""
     now = now or timezone.now()
     cutoff = now - conversation_timeout()
-    timed_out = (
+    stale = dict(
         Conversation.objects.filter(status=ConversationStatus.OPEN, last_activity_at__lt=cutoff)
         .exclude(recipient__status__in=UNSENT)
         .exclude(recipient__status__in=(RecipientStatus.FAILED, RecipientStatus.SKIPPED))
-        .update(status=ConversationStatus.TIMED_OUT, closed_at=now, close_reason=timeout_reason())
+        .values_list("pk", "recipient_id")[:5000]
     )
+    timed_out = 0
+    if stale:
+        with transaction.atomic():
+            # Still open and silent (a reply may have come since the read).
+            closing = Conversation.objects.filter(
+                pk__in=stale, status=ConversationStatus.OPEN, last_activity_at__lt=cutoff
+            )
+            closed_lines = [
+                stale[pk] for pk in closing.select_for_update().values_list("pk", flat=True)
+            ]
+            timed_out = closing.update(
+                status=ConversationStatus.TIMED_OUT, closed_at=now, close_reason=timeout_reason()
+            )
+            lines_note_time_out(closed_lines)
     # A safety net for lines that failed or were skipped after their conversation
     # opened (a worker stopped at the wrong moment): they must not hold the number.
     Conversation.objects.filter(

@@ -138,7 +138,7 @@ def open_conversation_for(
         )
         return None
     if line.status not in UNSENT and conversation_is_stale(conversation, now):
-        conversation_close(conversation, ConversationStatus.TIMED_OUT, timeout_reason())
+        conversation_time_out(conversation)
         return None
     return conversation
 
@@ -147,6 +147,24 @@ def timeout_reason() -> str:
     hours = float(settings.XMFLOWS_SMS_CONVERSATION_TIMEOUT_HOURS)
     shown = int(hours) if hours.is_integer() else hours
     return f"no reply for {shown} hours"
+
+
+def conversation_time_out(conversation: Conversation) -> bool:
+    """Close a silent conversation as timed out, and say so on its line."""
+    closed = conversation_close(conversation, ConversationStatus.TIMED_OUT, timeout_reason())
+    if closed:
+        lines_note_time_out([conversation.recipient_id])
+    return closed
+
+
+def lines_note_time_out(recipient_ids: list[int]) -> None:
+    """The line of a timed-out conversation keeps its status (Sent, or Survey Started
+    when some answers came) and says in its error why nothing more will come."""
+    Recipient.objects.filter(pk__in=recipient_ids).exclude(
+        status__in=(RecipientStatus.FINISHED, RecipientStatus.OPTED_OUT)
+    ).update(
+        error=f"the two-way SMS survey timed out: {timeout_reason()}", updated_at=timezone.now()
+    )
 
 
 def conversation_close(conversation: Conversation, status: str, reason: str) -> bool:

@@ -14,7 +14,12 @@ class AnswerError(Exception):
     def __init__(self, errors: dict[str, str], *, code: str = "invalid") -> None:
         self.errors = errors
         self.code = code
-        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        super().__init__(
+            "; ".join(
+                message if key == "__all__" else f"question {key}: {message}"
+                for key, message in errors.items()
+            )
+        )
 
 
 class SurveyError(ValueError):

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
+from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -16,7 +17,7 @@ from distributions.models import (
     Recipient,
     SmsMessage,
 )
-from surveys.models import Response
+from surveys.models import Response, SurveyLink
 from tests.distributions.builders import make_survey
 from tests.distributions.conftest import TWILIO_ACCOUNT_SID
 from tests.distributions.sms_builders import (
@@ -139,11 +140,14 @@ def test_a_complete_conversation(client, api_client, workflow, survey, sms_memor
 
     # The outbox (development) shows the whole conversation, replies included.
     assert outbox[-1].body == "Thanks, Jonas, that helps a lot!"
-    # Later replies are ignored, with the reason recorded.
+    # Later replies are ignored, with the reason recorded, on the conversation they
+    # came after.
     assert _messages(inbound(client, "one more thing")) == []
     last = SmsMessage.objects.filter(direction="in").last()
-    assert last.outcome == "ignored: no open two-way survey with this number"
-    assert last.conversation is None
+    assert last.outcome == (
+        "ignored: the two-way survey with this number ended (finished: all questions answered)"
+    )
+    assert last.conversation == conversation
     texts = list(conversation.messages.values_list("direction", "body"))
     assert texts[0] == ("out", f"Hi Jonas, 2 quick questions about case {case_number}.")
     assert texts[2] == ("in", "eleven")
@@ -209,9 +213,21 @@ def test_a_silent_conversation_times_out(client, workflow, sms_memory_backend, s
     conversation.refresh_from_db()
     assert conversation.status == "timed_out"
     assert conversation.close_reason == "no reply for 24 hours"
-    # A late reply gets nothing and records nothing in a response.
+    # The line keeps its status and says why no answer will come.
+    line = Recipient.objects.get()
+    assert (line.get_status_display(), line.error) == (
+        "Sent",
+        "the two-way SMS survey timed out: no reply for 24 hours",
+    )
+    # A late reply gets nothing and records nothing in a response; it is kept on
+    # the conversation with the reason.
     assert _messages(inbound(client, "9")) == []
     assert not Response.objects.exists()
+    late = SmsMessage.objects.get(direction="in")
+    assert late.conversation == conversation
+    assert late.outcome == (
+        "ignored: the two-way survey with this number ended (timed out: no reply for 24 hours)"
+    )
 
 
 def test_a_timed_out_conversation_is_noticed_when_the_reply_comes(
@@ -223,6 +239,8 @@ def test_a_timed_out_conversation_is_noticed_when_the_reply_comes(
     assert Conversation.objects.get().status == "timed_out"
     reply = SmsMessage.objects.filter(direction="in").get()
     assert reply.outcome.startswith("ignored: the two-way survey timed out")
+    assert reply.conversation == Conversation.objects.get()
+    assert Recipient.objects.get().error.startswith("the two-way SMS survey timed out")
 
 
 def test_a_reply_from_an_unknown_number(client, sms_memory_backend):
@@ -305,3 +323,54 @@ def test_admins_see_the_conversation_its_texts_and_answers(
     texts = admin.get("/admin/distributions/smsmessage/", {"direction": "in"})
     assert texts.status_code == 200
     assert "ignored: no open two-way survey with this number" in texts.content.decode()
+
+
+def test_finishing_on_the_web_closes_the_sms_conversation(
+    client, admin_user, workflow, survey, sms_memory_backend
+):
+    line = _open(client, workflow, sms_memory_backend)
+    assert len(_messages(inbound(client, "9"))) == 1  # the first answer, by SMS
+    # The respondent follows the personal link instead and finishes there.
+    nps, choice = survey.questions.order_by("position")[:2]
+    web = Client()
+    token = line.link.token
+    assert web.get(f"/s/{token}/").status_code == 200
+    answers = {f"q{nps.pk}": "9", f"q{choice.pk}": "Email", "action": "finish"}
+    assert web.post(f"/s/{token}/", answers).status_code == 200
+    line.refresh_from_db()
+    assert line.get_status_display() == "Survey Finished"
+    conversation = Conversation.objects.get()
+    assert (conversation.status, conversation.close_reason) == (
+        "closed",
+        "the survey was finished on the web",
+    )
+    # A reply by SMS now answers nothing, and says why.
+    assert _messages(inbound(client, "Email")) == []
+    late = SmsMessage.objects.filter(direction="in").last()
+    assert late.outcome == (
+        "ignored: the two-way survey with this number ended "
+        "(closed: the survey was finished on the web)"
+    )
+    # The number is free: the next two-way survey to it starts at once.
+    other = make_sms_workflow(
+        owner=admin_user,
+        survey=make_survey(owner=admin_user, name="Another survey"),
+        channel="sms_survey",
+    )
+    run = send_sms_case(client, other)
+    assert Recipient.objects.get(workflow_run_id=run.pk).get_status_display() == "Sent"
+    assert Conversation.objects.get(status="open").recipient.workflow_run_id == run.pk
+
+
+def test_a_conversation_closed_by_a_finished_response_names_the_reason_plainly(
+    client, workflow, sms_memory_backend
+):
+    line = _open(client, workflow, sms_memory_backend)
+    # Finished elsewhere without this conversation hearing of it (a race with the
+    # web page): the next reply finds the response completed.
+    SurveyLink.objects.filter(pk=line.link_id).update(finished_at=timezone.now())
+    assert _messages(inbound(client, "9")) == ["This survey is already completed. Thank you!"]
+    conversation = Conversation.objects.get()
+    assert conversation.status == "closed"
+    assert "__all__" not in conversation.close_reason
+    assert conversation.close_reason == "this survey is already completed"
