@@ -2,11 +2,18 @@
 
 import pytest
 
-from contacts.models import Contact
+from contacts.models import Contact, MailingList
 from distributions.models import Distribution, OutboxMessage, Recipient, VerifiedSender
 from surveys.models import SurveyStatus
 from tests.conftest import fixture_bytes
-from tests.factories import make_mailing_list, make_survey, make_user, make_workflow, post_soap
+from tests.factories import (
+    make_contact,
+    make_mailing_list,
+    make_survey,
+    make_user,
+    make_workflow,
+    post_soap,
+)
 from xmflows.models import Delivery, DeliveryOutcome, Run, RunTrigger
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -237,3 +244,43 @@ def test_replay_is_for_the_owner_or_staff_and_only_by_post(client, owner):
     assert client.get(f"/reports/workflows/runs/{run.pk}/replay/").status_code == 405
     assert client.post("/reports/workflows/runs/999999/replay/").status_code == 404
     assert Run.objects.count() == 1
+
+
+def test_dry_run_of_a_transaction_workflow_matches_what_a_replay_does(client, owner):
+    """The transaction task's preview passes its data on, as the run does: ${tx://…} is
+    known, and the message compared by the 12-hour rule is the one a replay sends."""
+    workflow = survey_workflow(owner)
+    distribute = workflow.tasks.get()
+    mailing_list_id = distribute.config["mailing_list"]
+    make_contact(
+        mailing_lists=[MailingList.objects.get(pk=mailing_list_id)],
+        first_name="Jonas",
+        last_name="Berg",
+        email="jonas.berg@example.org",
+    )
+    distribute.config["message"]["subject"] = "Your order ${tx://Field/OrderNo}"
+    distribute.position = 1
+    distribute.save()
+    workflow.tasks.create(
+        position=0,
+        type="add_to_directory",
+        config={
+            "mode": "transaction",
+            "mailing_list": mailing_list_id,
+            "contact": {"email": "${event://ContactEmail}"},
+            "embedded_data": {"OrderNo": "${event://CaseNumber}"},
+        },
+    )
+    post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    run = Run.objects.get()
+    assert run.status == "succeeded", run.reason
+    assert OutboxMessage.objects.get().subject == "Your order 00003101"
+
+    client.force_login(owner)
+    page = client.get(f"/reports/workflows/runs/{run.pk}/dry-run/").content.decode()
+    assert "Your order 00003101" in page
+    assert "names an unknown field" not in page
+    # The invitation went minutes ago: a replay would be stopped by the 12-hour rule,
+    # and the dry run says so instead of "Would send".
+    assert "the same message was sent to this address within 12 hours" in page
+    assert "Would send" not in page

@@ -4,8 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from contacts.exceptions import ContactError
 from contacts.selectors import contact_find, contact_match
-from contacts.services import transaction_append
+from contacts.services import clean_embedded_data, transaction_append
 from core.strict_serializer import StrictSerializer
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
@@ -151,6 +152,15 @@ class AddToDirectory(TaskType):
         existing = contact_match(directory=mailing_list.directory, values=values)
         if transaction_mode:
             action = "would add a transaction" if existing else "would fail: contact not found"
+            if existing is not None:
+                # As run() does: the next tasks' ${tx://…} read this transaction, and
+                # the distribute preview's duplicate check compares the message the
+                # replay would really send.
+                try:
+                    ctx.state["transaction_data"] = clean_embedded_data(embedded)
+                except ContactError as error:
+                    return {"mode": self.mode, "error": error.message, "warnings": warnings}
+                ctx.state["contact_id"] = existing.pk
         else:
             action = "would update" if existing else "would create"
         return {
