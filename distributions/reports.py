@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db import models
 from django.db.models import Count, Func, Q, QuerySet
 
-from distributions.models import DistributionChannel, Recipient, RecipientStatus
+from distributions.models import DistributionChannel, MessageKind, Recipient, RecipientStatus
 from distributions.selectors import recipients_visible
 
 MAX_DAYS = 366
@@ -108,6 +108,9 @@ class DistributionReport:
     totals: dict[str, int]
     by_channel: dict[str, dict[str, int]]
     lines_by_day_and_channel: dict[str, list[int]] = field(default_factory=dict)
+    # Invitations, reminders and thank-yous counted apart: a reminder is its own
+    # line, and rates of invitations alone answer "how did the survey do".
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
@@ -126,9 +129,10 @@ def report_recipients(
     survey_id: int | None = None,
     workflow_id: int | None = None,
     channel: str | None = None,
+    kind: str | None = None,
 ) -> QuerySet[Recipient]:
     """The lines a report counts: visible to `user`, narrowed to a survey, the
-    distributions of a workflow, a channel."""
+    distributions of a workflow, a channel, a kind of message."""
     queryset = recipients_visible(user=user)
     if survey_id:
         queryset = queryset.filter(survey_id=survey_id)
@@ -136,6 +140,8 @@ def report_recipients(
         queryset = queryset.filter(distribution__workflow_id=workflow_id)
     if channel in DistributionChannel.values:
         queryset = queryset.filter(channel=channel)
+    if kind in MessageKind.values:
+        queryset = queryset.filter(kind=kind)
     return queryset
 
 
@@ -158,13 +164,14 @@ def distribution_report(
     rows = (
         recipients.filter(created_at__gte=start, created_at__lte=end)
         .annotate(day=UTCDay("created_at"))
-        .values("day", "channel")
+        .values("day", "channel", "kind")
         .annotate(**_aggregates())
         .order_by()
     )
     days = [since + timedelta(days=offset) for offset in range((until - since).days + 1)]
     by_day: dict[date, dict[str, int]] = {day: _empty() for day in days}
     by_channel: dict[str, dict[str, int]] = defaultdict(_empty)
+    by_kind: dict[str, dict[str, int]] = defaultdict(_empty)
     lines_by_channel: dict[str, dict[date, int]] = defaultdict(dict)
     totals = _empty()
     for row in rows:
@@ -175,8 +182,10 @@ def distribution_report(
             count = row[key] or 0
             by_day[day][key] += count
             by_channel[row["channel"]][key] += count
+            by_kind[row["kind"]][key] += count
             totals[key] += count
-        lines_by_channel[row["channel"]][day] = row["lines"] or 0
+        per_channel = lines_by_channel[row["channel"]]
+        per_channel[day] = per_channel.get(day, 0) + (row["lines"] or 0)
     return DistributionReport(
         since=since,
         until=until,
@@ -184,6 +193,7 @@ def distribution_report(
         by_day=by_day,
         totals=totals,
         by_channel=dict(by_channel),
+        by_kind={kind: by_kind[kind] for kind in MessageKind.values if kind in by_kind},
         lines_by_day_and_channel={
             channel: [counts.get(day, 0) for day in days]
             for channel, counts in sorted(lines_by_channel.items())

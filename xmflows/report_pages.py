@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from core.charts import Series, line_chart, stacked_bar_chart
 from core.pages import forbidden
 from core.params import id_or_none
-from distributions.models import Distribution, DistributionChannel
+from distributions.models import Distribution, DistributionChannel, MessageKind
 from distributions.reports import (
     METRICS,
     default_period,
@@ -148,6 +148,12 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
             f"{', '.join(DistributionChannel.values)}); not applied"
         )
         channel = ""
+    kind = params.get("kind") or ""
+    if kind and kind not in MessageKind.values:
+        problems.append(
+            f"message: unknown kind {kind!r} (one of {', '.join(MessageKind.values)}); not applied"
+        )
+        kind = ""
     default_since, default_until = default_period()
     dates = {}
     for name, default in (("since", default_since), ("until", default_until)):
@@ -163,6 +169,7 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
         survey_id=survey.pk if survey else None,
         workflow_id=workflow.pk if workflow else None,
         channel=channel or None,
+        kind=kind or None,
     )
     report = distribution_report(recipients=recipients, since=since, until=until)
     labels = [day.strftime("%m-%d") for day in report.days]
@@ -208,6 +215,17 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
         }
         for code, counts in sorted(report.by_channel.items())
     ]
+    kind_labels = dict(MessageKind.choices)
+    kinds = [
+        {
+            "label": kind_labels.get(code, code),
+            "lines": counts["lines"],
+            "metrics": [
+                {"count": counts[metric.key], "rate": rate(counts, metric)} for metric in METRICS
+            ],
+        }
+        for code, counts in report.by_kind.items()
+    ]
     days = [
         {
             "day": day,
@@ -250,6 +268,9 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
             "workflow": workflow,
             "channel": channel,
             "channel_choices": DistributionChannel.choices,
+            "kinds": kinds,
+            "kind": kind,
+            "kind_choices": MessageKind.choices,
             "workflow_distributions": workflow_distributions,
             "workflow_surveys": workflow_surveys,
             "filter_problems": problems,

@@ -1,6 +1,7 @@
 """Reminders and thank-yous: their own messages (lines of their own distributions),
 rendered from the invitation's frozen snapshot, sent once, and shown in the CSV."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -287,3 +288,34 @@ def test_the_admin_shows_follow_ups_on_the_line(client, admin_user):
     listing = client.get("/admin/distributions/distribution/?kind__exact=thank_you")
     assert listing.status_code == 200
     assert Distribution.objects.filter(kind="thank_you").count() == 1
+
+
+def test_reports_count_invitations_reminders_and_thank_yous_apart(client, admin_user):
+    invitation = _invite(client, admin_user, reminder=REMINDER, thank_you=THANK_YOU)
+    reminders_sweep(now=invitation.sent_at + timedelta(days=4))
+    answer(invitation)
+    assert Recipient.objects.count() == 3
+    client.force_login(admin_user)
+    survey_id = invitation.survey_id
+
+    page = client.get("/reports/distributions/", {"survey": survey_id}).content.decode()
+    by_kind = page.split('id="by-kind"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td>", by_kind)
+    assert rows == [("Invitation", "1"), ("Reminder", "1"), ("Thank-you", "1")]
+    # Invitations alone: one line, sent and finished (100% of sent).
+    only = client.get(
+        "/reports/distributions/", {"survey": survey_id, "kind": "invitation"}
+    ).content.decode()
+    totals = only.split('id="totals"')[1].split("</table>")[0]
+    assert re.search(r"<tbody><tr><td>1</td>", totals)
+    assert '<option value="invitation" selected>Invitations</option>' in only
+    # A kind the report does not know is said, and not applied.
+    bad = client.get("/reports/distributions/", {"survey": survey_id, "kind": "nudge"})
+    assert "message: unknown kind &#x27;nudge&#x27;" in bad.content.decode()
+    assert re.search(r"<tbody><tr><td>3</td>", bad.content.decode().split('id="totals"')[1])
+
+    # The survey's Distributions tab names each message and the invitation it follows.
+    tab = client.get(f"/surveys/{survey_id}/distributions/").content.decode()
+    parent = invitation.distribution_id
+    assert f'Reminder <span class="muted">of <a href="?distribution={parent}">#{parent}</a>' in tab
+    assert f'Thank-you <span class="muted">of <a href="?distribution={parent}">' in tab
