@@ -257,6 +257,12 @@ def mask_email(email: str) -> str:
     return f"{local[0]}***@{domain}"
 
 
+def mask_phone(phone: str) -> str:
+    """The number ending in 0100: recognisable, not harvestable."""
+    digits = "".join(character for character in phone if character.isdigit())
+    return f"the number ending in {digits[-4:]}" if len(digits) >= 4 else "your phone number"
+
+
 # Mail clients unsubscribe with a one-click POST to the List-Unsubscribe URL (RFC 8058)
 # that carries no CSRF token; the unguessable link token is the credential here.
 @csrf_exempt
@@ -268,18 +274,26 @@ def opt_out_page(request: HttpRequest, token: str) -> HttpResponse:
         return _not_found(request)
     # Unsubscribing works whatever the state of the survey or link: expired and
     # closed links still came with an invitation the recipient may refuse.
+    snapshot = link.snapshot or {}
+    by_sms = snapshot.get("channel") == "sms"
     if request.method == "POST":
         services.survey_link_opt_out(link=link)
         return _message(
             request,
             title="Unsubscribed",
             heading="You are unsubscribed",
-            message="You will not receive further survey invitations by email.",
+            message="You will not receive further survey invitations by "
+            + ("text message." if by_sms else "email."),
         )
-    contact = (link.snapshot or {}).get("contact") or {}
-    email = contact.get("Email") if isinstance(contact, dict) else ""
+    contact = snapshot.get("contact") or {}
+    contact = contact if isinstance(contact, dict) else {}
     context = {
-        "masked_email": mask_email(email or ""),
+        "masked_address": (
+            mask_phone(str(contact.get("PhoneNumber") or ""))
+            if by_sms
+            else mask_email(str(contact.get("Email") or ""))
+        ),
         "already_opted_out": link.opted_out_at is not None,
+        "by_sms": by_sms,
     }
     return render(request, "surveys/opt_out.html", context)

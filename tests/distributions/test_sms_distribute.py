@@ -264,3 +264,18 @@ def test_a_send_interrupted_after_the_outbox_took_it_is_not_repeated(
     line.refresh_from_db()
     assert line.get_status_display() == "Sent"
     assert line.provider_message_id == OutboxMessage.objects.get().provider_message_id
+
+
+def test_the_opt_out_page_of_a_text_speaks_of_text_messages(client, admin_user, outbox_sms):
+    send_sms_case(client, make_sms_workflow(owner=admin_user))
+    line = Recipient.objects.get()
+    path = line.message.snapshot["links"]["OptOutURL"].removeprefix("http://testserver")
+    page = client.get(path).content.decode()
+    assert "Unsubscribe the number ending in 0100 from survey invitations by text message?" in page
+    assert "email" not in page.split("<main")[1]
+    done = client.post(path).content.decode()
+    assert "You will not receive further survey invitations by text message." in done
+    contact = Contact.objects.get()
+    assert (contact.sms_opted_out, contact.email_opted_out) == (True, False)
+    line.refresh_from_db()
+    assert line.get_status_display() == "Opted Out"

@@ -256,7 +256,7 @@ def test_opt_out_asks_then_confirms(csrf_client, received, django_capture_on_com
     page = csrf_client.get(path)
     html = page.content.decode()
     assert page.status_code == 200
-    assert "Unsubscribe j***@example.com from survey invitations?" in html
+    assert "Unsubscribe j***@example.com from survey invitations by email?" in html
     assert "jane.doe" not in html
     assert SurveyLink.objects.get(pk=link.pk).opted_out_at is None
 

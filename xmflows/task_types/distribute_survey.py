@@ -355,7 +355,11 @@ class DistributeSurvey(TaskType):
             planned = send_at or now
             expires_at = planned + timedelta(days=int(self.config["link_expiry_days"]))
         link = survey_link_create(
-            survey=survey, contact_id=contact.pk, snapshot=snapshot, expires_at=expires_at
+            survey=survey,
+            contact_id=contact.pk,
+            # The channel tells the opt-out page what the person is unsubscribing from.
+            snapshot={**snapshot, "channel": "sms" if self.is_sms else "email"},
+            expires_at=expires_at,
         )
         links = {"SurveyURL": survey_link_url(link), "OptOutURL": opt_out_url(link)}
         content, render_warnings = self._render_content(replace(base_context, links=links))
