@@ -12,7 +12,9 @@ from typing import Any
 from rest_framework import serializers
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictKeysMixin:
+    """Put before a Serializer or ModelSerializer class: unknown input keys are 400s."""
+
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
         if isinstance(data, dict):
@@ -32,3 +34,7 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
+
+
+class StrictSerializer(StrictKeysMixin, serializers.Serializer):
+    pass

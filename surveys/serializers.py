@@ -5,11 +5,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.strict_serializer import StrictKeysMixin
 from surveys.models import Question, QuestionType, Response, Survey, SurveyCollaborator
 from surveys.services import question_setup_problems
 
 
-class QuestionSerializer(serializers.ModelSerializer):
+class QuestionSerializer(StrictKeysMixin, serializers.ModelSerializer):
     # Writable, so a client that sends back what it read updates questions in place
     # (answers recorded under their ids stay attached); without an id, a new one.
     id = serializers.IntegerField(required=False)
@@ -44,7 +45,7 @@ class QuestionSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class CollaboratorSerializer(serializers.ModelSerializer):
+class CollaboratorSerializer(StrictKeysMixin, serializers.ModelSerializer):
     user = serializers.SlugRelatedField(
         slug_field=get_user_model().USERNAME_FIELD, queryset=get_user_model().objects.all()
     )
@@ -54,7 +55,7 @@ class CollaboratorSerializer(serializers.ModelSerializer):
         fields = ["user", "can_view", "can_edit", "can_distribute"]
 
 
-class SurveySerializer(serializers.ModelSerializer):
+class SurveySerializer(StrictKeysMixin, serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field=get_user_model().USERNAME_FIELD, read_only=True)
     questions = QuestionSerializer(many=True, required=False)
     collaborators = CollaboratorSerializer(many=True, required=False)

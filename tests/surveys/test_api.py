@@ -250,3 +250,32 @@ def test_responses_list_filtered_by_survey(api_client, admin_user):
 
 def test_responses_are_read_only(api_client):
     assert api_client.post("/api/v1/responses/", {}, format="json").status_code == 405
+
+
+def test_unknown_keys_are_refused_not_dropped(api_client, admin_user):
+    """A misspelled option would otherwise be dropped and the survey saved as something
+    else than what was sent (a collaborator without the rights meant for them)."""
+    make_user(username="alice")
+    sent = {
+        "name": "Case closed",
+        "questions": [{"type": "nps", "text": "Recommend us?", "mandatory": True}],
+        "collaborators": [{"user": "alice", "permissions": ["edit"]}],
+        "owner_email": "x@example.org",
+    }
+    response = api_client.post(SURVEYS, sent, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert _first_item_errors(errors["collaborators"])["permissions"][0].startswith(
+        "unknown key; expected one of: can_distribute, can_edit, can_view, user"
+    )
+    assert "mandatory" in _first_item_errors(errors["questions"])
+    assert "owner_email" in errors
+    assert not Survey.objects.exists()
+    # What a GET returns can be sent back as is.
+    sent = {**sent, "questions": [{"type": "nps", "text": "Recommend us?"}]}
+    sent["collaborators"] = [{"user": "alice", "can_edit": True}]
+    del sent["owner_email"]
+    created = api_client.post(SURVEYS, sent, format="json").json()
+    detail = f"{SURVEYS}{created['id']}/"
+    again = api_client.put(detail, api_client.get(detail).json(), format="json")
+    assert again.status_code == 200, again.json()
