@@ -3,6 +3,7 @@
 import functools
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,6 +27,8 @@ from xmflows.models import (
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 2000
+# How long recording a storage failure waits for SQLite's write lock (seconds).
+REJECTION_LOCK_WAIT_SECONDS = 2.0
 # The acknowledgement never changes: build it once.
 ACK = soap.build_ack()
 # A body cut short (truncated delivery, or the excerpt's own cut) can end inside the
@@ -77,28 +80,52 @@ def _reject(
     meta: dict,
     organization_id: str = "",
     object_type: str = "",
+    wait_seconds: float | None = None,
 ) -> IntakeResult:
+    """Record a refused message (when the database lets us) and build its fault.
+
+    `wait_seconds` shortens how long SQLite waits for its write lock: after storing
+    already failed on a lock held for the whole busy timeout, waiting that long again
+    to record the failure would keep Salesforce waiting twice as long for a fault."""
     fault = soap.build_fault(code=code, message=reason)
     delivery_id = None
     try:
-        delivery = Delivery.objects.create(
-            workflow_id=event.workflow_id if event else None,
-            outcome=DeliveryOutcome.REJECTED,
-            reason=reason,
-            fault_code=f"soapenv:{code}",
-            http_status=status,
-            body_bytes=meta["body_bytes"],
-            remote_addr=meta["remote_addr"],
-            user_agent=meta["user_agent"],
-            organization_id=organization_id[:18],
-            object_type=object_type[:100],
-            body_excerpt=_excerpt(body),
-        )
+        with _sqlite_lock_wait(wait_seconds):
+            delivery = Delivery.objects.create(
+                workflow_id=event.workflow_id if event else None,
+                outcome=DeliveryOutcome.REJECTED,
+                reason=reason,
+                fault_code=f"soapenv:{code}",
+                http_status=status,
+                body_bytes=meta["body_bytes"],
+                remote_addr=meta["remote_addr"],
+                user_agent=meta["user_agent"],
+                organization_id=organization_id[:18],
+                object_type=object_type[:100],
+                body_excerpt=_excerpt(body),
+            )
         delivery_id = delivery.pk
     except DatabaseError:
         # The fault still goes back; when the database is down there is nothing to record to.
         logger.exception("could not record a rejected delivery (%s)", reason)
     return IntakeResult(status=status, body=fault, delivery_id=delivery_id, reason=reason)
+
+
+@contextmanager
+def _sqlite_lock_wait(seconds: float | None):
+    """Wait at most `seconds` for SQLite's write lock inside the block (no change for
+    None, or on PostgreSQL, where writers do not wait for a database-wide lock)."""
+    if seconds is None or connection.vendor != "sqlite":
+        yield
+        return
+    usual = int(settings.DATABASES["default"].get("OPTIONS", {}).get("timeout", 5) * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {usual}")
 
 
 def delivery_receive(
@@ -216,6 +243,7 @@ def delivery_receive(
             body=b"",
             meta=meta,
             organization_id=message.organization_id,
+            wait_seconds=REJECTION_LOCK_WAIT_SECONDS,
         )
 
 

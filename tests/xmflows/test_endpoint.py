@@ -772,3 +772,34 @@ def test_fuzz_mutated_fixtures(client, case_workflow, body, known_token):
     assert_contract_status(response)
     if not known_token:
         assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_a_storage_failure_waits_briefly_for_the_sqlite_lock(client, admin_user):
+    """Storing waited the whole busy timeout for the lock already; recording why must
+    not wait that long again before Salesforce gets its fault."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock to wait for")
+    workflow = make_workflow(owner=admin_user)
+    seen: list[str] = []
+
+    def locked_store(execute, sql, params, many, context):
+        statement = sql.lstrip().upper()
+        if statement.startswith("PRAGMA BUSY_TIMEOUT") or statement.startswith(
+            'INSERT INTO "XMFLOWS_DELIVERY"'
+        ):
+            seen.append(statement.split(" (")[0])
+        if statement.startswith('INSERT INTO "XMFLOWS_NOTIFICATION"'):
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(locked_store):
+        response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    assert_rejected(response, "could not store the message", code="Server", workflow=workflow)
+    usual = connection.settings_dict["OPTIONS"]["timeout"] * 1000
+    assert seen == [
+        'INSERT INTO "XMFLOWS_DELIVERY"',  # the delivery of the failed store, rolled back
+        "PRAGMA BUSY_TIMEOUT = 2000",
+        'INSERT INTO "XMFLOWS_DELIVERY"',  # the rejection, recorded
+        f"PRAGMA BUSY_TIMEOUT = {usual}",
+    ]
