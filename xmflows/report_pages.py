@@ -71,7 +71,13 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "xmflows/why.html",
-        {"search": search, "answers": answers, "rejected": rejected, "limit": WHY_LIMIT},
+        {
+            "search": search,
+            "answers": answers,
+            "rejected": rejected,
+            "limit": WHY_LIMIT,
+            "phone_search": bool(search and selectors.phone_forms(search)),
+        },
     )
 
 

@@ -1,6 +1,7 @@
 """Reads for the workflow pages and reports: filtered, keyset-paginated run and delivery
 lists, the fields an event is known to carry, and why a run sent what it sent."""
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,6 +11,9 @@ from django.db.models import Count, Min, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from contacts.models import Contact, Directory
+from contacts.normalize import normalize_phone
+from distributions.models import Recipient
 from xmflows.models import (
     RUN_FINISHED,
     Delivery,
@@ -117,8 +121,32 @@ def run_list(
     return Page(items=items[:page_size], next_before=next_before)
 
 
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,20}$")
+
+
+def phone_forms(search: str) -> list[str]:
+    """The E.164 forms a search for a phone number may mean ("(415) 555-0100" in each
+    directory's default country); [] when it is not one. Fifteen or eighteen digits
+    alone are read as a Salesforce record id, not a number."""
+    text = search.strip()
+    digits = re.sub(r"\D", "", text)
+    if not _PHONE_LIKE.match(text) or len(digits) < 7:
+        return []
+    if text.isdigit() and len(text) in (15, 18):
+        return []
+    countries = {"US", *Directory.objects.values_list("default_country", flat=True).distinct()}
+    forms = set()
+    for country in sorted(countries):
+        try:
+            forms.add(normalize_phone(text, country))
+        except ValueError:
+            continue
+    return sorted(forms)
+
+
 def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
-    """Runs of a Salesforce record id, or of an email address (any case).
+    """Runs of a Salesforce record id, of an email address (any case), or of a phone
+    number (through the distribution lines of its contacts).
 
     Each is one indexed lookup: record ids never hold "@", emails always do, so the
     two never need an OR (which would keep the planner from using either index).
@@ -128,6 +156,19 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     search = search.strip()
     if "@" in search:
         return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(search)))
+    numbers = phone_forms(search)
+    if numbers:
+        # A run keeps its contact's email, not its phone: the runs that texted (or
+        # would have texted) the number are found through their distribution lines.
+        run_ids = (
+            Recipient.objects.filter(
+                contact_id__in=Contact.objects.filter(phone__in=numbers).values("pk"),
+                workflow_run_id__isnull=False,
+            )
+            .values("workflow_run_id")
+            .distinct()
+        )
+        return queryset.filter(pk__in=run_ids)
     # The 15-character id finds the runs of its 18-character form, and back.
     return queryset.filter(record_id__in=record_id_forms(search))
 

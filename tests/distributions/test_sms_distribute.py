@@ -3,6 +3,7 @@ the outbox, and every reason it refuses or warns."""
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -279,3 +280,18 @@ def test_the_opt_out_page_of_a_text_speaks_of_text_messages(client, admin_user, 
     assert (contact.sms_opted_out, contact.email_opted_out) == (True, False)
     line.refresh_from_db()
     assert line.get_status_display() == "Opted Out"
+
+
+def test_the_why_page_finds_the_runs_of_a_phone_number(client, admin_user, outbox_sms):
+    texted = send_sms_case(client, make_sms_workflow(owner=admin_user), ContactEmail=None)
+    send_sms_case(client, make_sms_workflow(owner=admin_user), ContactPhone="+14155550199")
+    client.force_login(admin_user)
+    for typed in ("(415) 555-0100", "+1 415 555 0100", "415.555.0100"):
+        page = client.get("/reports/workflows/why/", {"q": typed}).content.decode()
+        assert re.findall(r'data-run="(\d+)"', page) == [str(texted.pk)], typed
+    page = client.get("/reports/workflows/why/", {"q": "+1 212 555 0123"}).content.decode()
+    assert "No run of +1 212 555 0123." in page
+    assert "Runs are found by a phone number through the contacts that have it" in page
+    # A record id of digits only is still a record id.
+    page = client.get("/reports/workflows/why/", {"q": "500800000012345"}).content.decode()
+    assert "Runs are found by the Salesforce record id" in page
