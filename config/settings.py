@@ -109,10 +109,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Django's backend, waiting for the write lock in short steps instead of SQLite's
+    # millisecond sleeps (core/sqlite_backend/base.py says why).
+    DATABASES["default"]["ENGINE"] = "core.sqlite_backend"
 # Test databases are files (a worker process started by a test must see them); the
 # suffix lets several test runs share one machine without sharing a database.
 _TEST_SUFFIX = os.environ.get("XMFLOWS_TEST_DB_SUFFIX", "")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "core.sqlite_backend":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_db{_TEST_SUFFIX}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_xmflows{_TEST_SUFFIX}"}

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from config.queueing import enqueue_many
@@ -330,11 +330,17 @@ def _store(
     unique: dict[str, soap.Notification] = {}
     for notification in message.notifications:
         unique.setdefault(notification.notification_id, notification)
-    ops = connection.ops
-    now = ops.adapt_datetimefield_value(timezone.now())
+    # The connection itself, not django.db.connection: each attribute read through
+    # that proxy is a thread-local lookup, and this function reads hundreds.
+    db = connections[DEFAULT_DB_ALIAS]
+    now = db.ops.adapt_datetimefield_value(timezone.now())
     # What OrderedJSONField.get_db_prep_save ends in: on PostgreSQL a `json` parameter
     # (a jsonb one would reach the column with its keys already sorted).
-    json_value = functools.partial(json_parameter, connection=connection)
+    json_value = functools.partial(json_parameter, connection=db)
+    # Encoded before the transaction: on SQLite it holds the database's one write
+    # lock from its first statement, and every other writer waits meanwhile.
+    payloads = [(n, json_value(notification_payload(message, n))) for n in unique.values()]
+    empty_state = json_value({})
     delivery = {
         "received_at": now,
         "workflow_id": event.workflow_id,
@@ -352,7 +358,7 @@ def _store(
         "object_type": ",".join(sorted({n.object_type for n in message.notifications}))[:100],
         "body_excerpt": "",
     }
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), db.cursor() as cursor:
         ((delivery_id,),) = _insert_returning(
             cursor, Delivery._meta.db_table, [delivery], returning="id"
         )
@@ -363,9 +369,9 @@ def _store(
                 "delivery_id": delivery_id,
                 "received_at": now,
                 "record_id": (n.record_id or "")[:40],
-                "payload": json_value(notification_payload(message, n)),
+                "payload": payload,
             }
-            for n in unique.values()
+            for n, payload in payloads
         ]
         # The unique constraint (event, notification_id) decides which notifications are
         # new, also when the same one arrives on two connections at once: the loser's
@@ -378,7 +384,6 @@ def _store(
             ignore_conflicts=True,
         )
         new.sort()
-        empty_state = json_value({})
         runs = [
             {
                 "workflow_id": event.workflow_id,

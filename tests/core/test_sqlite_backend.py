@@ -1,0 +1,84 @@
+"""The SQLite backend (core.sqlite_backend): BEGIN IMMEDIATE retried in short steps while
+another connection holds the write lock, bounded by the busy timeout; placeholder
+conversions remembered."""
+
+import sqlite3
+
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from core.sqlite_backend import base as backend
+from xmflows.models import Delivery
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "sqlite", reason="SQLite's write lock; PostgreSQL has none"
+    ),
+]
+
+
+@pytest.fixture
+def other_writer():
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    yield other
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+def _busy_timeout() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        return cursor.fetchone()[0]
+
+
+def test_a_transaction_waits_in_short_steps_until_the_lock_is_free(monkeypatch, other_writer):
+    connection.ensure_connection()
+    usual = _busy_timeout()
+    other_writer.execute("BEGIN IMMEDIATE")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 4:
+            other_writer.execute("COMMIT")  # the other writer is done
+
+    monkeypatch.setattr(backend.time, "sleep", sleep)
+    with transaction.atomic():
+        Delivery.objects.create(outcome="accepted", http_status=200)
+    # Microseconds, doubling, not SQLite's 1, 2, 5 … ms sleeps.
+    assert waits == [0.00005, 0.0001, 0.0002, 0.0004]
+    assert Delivery.objects.count() == 1
+    # SQLite's own wait is back for statements outside transactions.
+    assert _busy_timeout() == usual
+
+
+def test_the_wait_is_bounded_by_the_busy_timeout(monkeypatch, other_writer):
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 20")
+    other_writer.execute("BEGIN IMMEDIATE")
+    try:
+        with (
+            pytest.raises(OperationalError, match="database is locked"),
+            transaction.atomic(),
+        ):
+            Delivery.objects.create(outcome="accepted", http_status=200)
+        assert _busy_timeout() == 20
+    finally:
+        other_writer.execute("ROLLBACK")
+        usual = int(connection.settings_dict["OPTIONS"]["timeout"] * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {usual}")
+    assert not Delivery.objects.exists()
+
+
+def test_placeholder_conversions_are_remembered_and_right():
+    backend._qmark.cache_clear()
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute("SELECT %s || '%%'", ["50"])
+            assert cursor.fetchone() == ("50%",)
+    info = backend._qmark.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
