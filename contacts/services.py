@@ -278,12 +278,29 @@ def _upsert_once(
 
 
 def transaction_append(
-    *, contact: Contact, data: Mapping[str, Any], run_id: int | None
-) -> Transaction:
-    """Append a dated set of key/values to the contact's timeline."""
-    return Transaction.objects.create(
+    *,
+    contact: Contact,
+    data: Mapping[str, Any],
+    run_id: int | None,
+    mailing_list: MailingList | None = None,
+) -> tuple[Transaction, bool]:
+    """Append a dated set of key/values to the contact's timeline; with `mailing_list`
+    (of the contact's directory), make the contact a member of it too. Returns the
+    transaction and whether the contact was added to the list."""
+    record = Transaction.objects.create(
         contact=contact, data=clean_embedded_data(data), run_id=run_id
     )
+    added = False
+    if mailing_list is not None:
+        if mailing_list.directory_id != contact.directory_id:
+            raise ContactError(
+                f"mailing list {mailing_list.pk} belongs to another directory",
+                field="mailing_list",
+            )
+        if not mailing_list.contacts.filter(pk=contact.pk).exists():
+            mailing_list.contacts.add(contact)
+            added = True
+    return record, added
 
 
 def contact_set_opt_out(*, contact: Contact, channel: str, opted_out: bool, source: str) -> bool:

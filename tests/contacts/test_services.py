@@ -343,8 +343,10 @@ def test_contact_find_uses_the_rules():
 @pytest.mark.django_db
 def test_transactions_append_to_the_timeline():
     contact = make_contact()
-    first = transaction_append(contact=contact, data={"Amount": "10", "Store": "Madrid"}, run_id=7)
-    second = transaction_append(contact=contact, data={"Amount": "12"}, run_id=None)
+    first, _ = transaction_append(
+        contact=contact, data={"Amount": "10", "Store": "Madrid"}, run_id=7
+    )
+    second, _ = transaction_append(contact=contact, data={"Amount": "12"}, run_id=None)
     assert list(contact.transactions.all()) == [second, first]
     assert Transaction.objects.get(pk=first.pk).data == {"Amount": "10", "Store": "Madrid"}
     assert Transaction.objects.filter(run_id=7).get() == first

@@ -6,7 +6,7 @@ import pytest
 
 from contacts.models import Contact, Directory, MailingList, Transaction
 from tests.conftest import fixture_bytes, shared_samples
-from tests.factories import event_path, make_mailing_list, make_workflow
+from tests.factories import event_path, make_contact, make_mailing_list, make_workflow
 from tests.soap_builders import build_outbound_message
 from xmflows import task_types
 from xmflows.demo import DEMO_DIRECTORY_NAME, DEMO_MAILING_LIST_NAME, demo_seed
@@ -205,6 +205,29 @@ def test_transaction_mode_appends_to_the_timeline(client, mailing_list):
     output = TaskRun.objects.get(run=last_run, position=1).output
     assert output["transaction_id"] == transactions[0].pk
     assert output["contact_id"] == contact.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transaction_mode_makes_the_contact_a_member_of_its_mailing_list(client, mailing_list):
+    """The task names a mailing list: a contact of the directory that was not on it is
+    added, so a later distribution to the list reaches them; the output says so."""
+    other_list = make_mailing_list(name="Orders", directory=mailing_list.directory)
+    contact = make_contact(mailing_lists=[mailing_list], email="jonas.berg@example.org")
+    workflow = make_workflow(tasks=[directory_task(other_list, mode="transaction")])
+    post(client, workflow, case_message())
+    post(client, workflow, case_message())
+    first, second = TaskRun.objects.order_by("run_id")
+    assert first.status == "succeeded", first.error
+    assert (first.output["mailing_list_id"], first.output["added_to_mailing_list"]) == (
+        other_list.pk,
+        True,
+    )
+    assert second.output["added_to_mailing_list"] is False
+    assert set(contact.mailing_lists.values_list("pk", flat=True)) == {
+        mailing_list.pk,
+        other_list.pk,
+    }
+    assert contact.transactions.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)

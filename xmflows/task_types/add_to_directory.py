@@ -114,7 +114,11 @@ class AddToDirectory(TaskType):
         if contact is None:
             who = values.get("email") or values.get("external_data_reference") or "(no email)"
             raise TaskError(f"contact not found: {who}", output={"warnings": warnings})
-        record = transaction_append(contact=contact, data=data, run_id=ctx.run_id)
+        # The task names a mailing list: the contact is (now) a member of it, so a
+        # distribution to that list reaches the person whose transaction this is.
+        record, added = transaction_append(
+            contact=contact, data=data, run_id=ctx.run_id, mailing_list=mailing_list
+        )
         ctx.state["contact_id"] = contact.pk
         ctx.state["mailing_list_id"] = mailing_list.pk
         ctx.state["transaction_id"] = record.pk
@@ -124,6 +128,8 @@ class AddToDirectory(TaskType):
                 "action": "transaction",
                 "transaction_id": record.pk,
                 "contact_id": contact.pk,
+                "mailing_list_id": mailing_list.pk,
+                "added_to_mailing_list": added,
                 "data": record.data,
             },
             warnings=warnings,
@@ -152,6 +158,8 @@ class AddToDirectory(TaskType):
         existing = contact_match(directory=mailing_list.directory, values=values)
         if transaction_mode:
             action = "would add a transaction" if existing else "would fail: contact not found"
+            if existing is not None and not mailing_list.contacts.filter(pk=existing.pk).exists():
+                action += " and add the contact to the mailing list"
             if existing is not None:
                 # As run() does: the next tasks' ${tx://…} read this transaction, and
                 # the distribute preview's duplicate check compares the message the
