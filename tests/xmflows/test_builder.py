@@ -738,4 +738,4 @@ def test_the_mapping_is_called_transaction_data_in_transaction_mode(client, owne
     page = client.get(f"/workflows/{workflow.pk}/edit/").content.decode()
     assert re.search(r'<div data-mode-text="transaction">\s*<h4>Transaction data</h4>', page)
     assert re.search(r'<div data-mode-text="embedded_data" hidden>\s*<h4>Embedded data</h4>', page)
-    assert "looked up and never created (transaction mode)" in page
+    assert "looked up, never created, and added to the list if not on it yet (transaction" in page
