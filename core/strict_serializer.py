@@ -11,6 +11,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+# What the browsable API's HTML forms post besides the fields: not the client's data.
+FORM_KEYS = frozenset({"csrfmiddlewaretoken", "_content", "_content_type", "_method"})
+
 
 class StrictKeysMixin:
     """Put before a Serializer or ModelSerializer class: unknown input keys are 400s."""
@@ -22,7 +25,7 @@ class StrictKeysMixin:
             unknown = {
                 str(key): [f"unknown key; expected one of: {known}"]
                 for key in sorted(data, key=str)
-                if key not in self.fields
+                if key not in self.fields and key not in FORM_KEYS
             }
         try:
             value = super().to_internal_value(data)

@@ -56,6 +56,9 @@ UNKNOWN_OUTCOME = (
     "not resent to avoid a duplicate"
 )
 CONTACT_DELETED = "the contact was deleted from the directory"
+# Written on the line of a two-way SMS survey that timed out (sms_services); cleared
+# when the respondent finishes the survey after all (on the web).
+SMS_TIMED_OUT_NOTE = "the two-way SMS survey timed out"
 
 
 # --- Senders, suppressions, duplicates ----------------------------------------------
@@ -718,6 +721,9 @@ def recipient_survey_progress(*, link, stage: str, response_id: int | None = Non
         if stage == "finished" and line.finished_at is None:
             line.finished_at = link.finished_at or now
             changed.add("finished_at")
+        if stage == "finished" and line.error.startswith(SMS_TIMED_OUT_NOTE):
+            line.error = ""
+            changed.add("error")
         if response_id is not None and line.response_id != response_id:
             line.response_id = response_id
             changed.add("response_id")
@@ -731,17 +737,17 @@ def recipient_survey_progress(*, link, stage: str, response_id: int | None = Non
             changed.add("opened_at")
         if changed:
             line.save(update_fields=[*sorted(changed), "updated_at"])
-        if stage == "finished":
-            # A two-way SMS survey answered to the end on the web instead: its
-            # conversation must not hold the number (no new SMS survey could start).
-            # A finish by SMS has closed its own conversation before this runs.
-            Conversation.objects.filter(
-                recipient_id=line.pk, status=ConversationStatus.OPEN
-            ).update(
-                status=ConversationStatus.CLOSED,
-                closed_at=now,
-                close_reason="the survey was finished on the web",
-            )
+    if stage == "finished":
+        # A two-way SMS survey answered to the end on the web instead: its conversation
+        # must not hold the number (no new SMS survey could start). After the line's
+        # transaction, so its lock is not held meanwhile: the timeout job locks a
+        # conversation, then its line. A finish by SMS has closed its own conversation
+        # before this runs.
+        Conversation.objects.filter(recipient_id=line.pk, status=ConversationStatus.OPEN).update(
+            status=ConversationStatus.CLOSED,
+            closed_at=timezone.now(),
+            close_reason="the survey was finished on the web",
+        )
     return True
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -53,6 +53,8 @@ from surveys.services import render_question_text, response_record_answers
 
 logger = logging.getLogger(__name__)
 
+# A reply this long after its survey ended is no longer taken as a late answer to it.
+LATE_REPLY_WINDOW = timedelta(days=7)
 # What the respondent reads when the survey can no longer be answered.
 CLOSED_TEXTS = {
     "completed": "This survey is already completed. Thank you!",
@@ -213,12 +215,12 @@ def sms_inbound_receive(*, from_number: str, body: str, message_sid: str = "") -
                 if word == "start":
                     outcome = f"opted back in to SMS ({opted_in} contacts)"
                 elif closed_now:
-                    conversation = _last_closed_conversation(phone)
+                    conversation = _last_closed_conversation(phone, now)
                     outcome = f"ignored: the two-way survey timed out ({timeout_reason()})"
                 else:
                     # A late reply to a survey that ended: kept on that conversation,
                     # so its page shows what came after the end.
-                    conversation = _last_closed_conversation(phone)
+                    conversation = _last_closed_conversation(phone, now)
                     outcome = (
                         "ignored: the two-way survey with this number ended "
                         f"({conversation.get_status_display().lower()}: "
@@ -263,9 +265,14 @@ def inbound_replies_deliver(result: InboundResult) -> None:
         SmsMessage.objects.filter(pk=message_id).update(provider_message_id=sid[:64])
 
 
-def _last_closed_conversation(phone: str) -> Conversation | None:
+def _last_closed_conversation(phone: str, now: datetime) -> Conversation | None:
+    """The number's two-way survey that ended lately, which a late reply answers; None
+    while another is open (waiting for its opening text: the reply is not for the old
+    one) or when none ended within LATE_REPLY_WINDOW."""
+    if Conversation.objects.filter(phone=phone, status=ConversationStatus.OPEN).exists():
+        return None
     return (
-        Conversation.objects.filter(phone=phone)
+        Conversation.objects.filter(phone=phone, closed_at__gte=now - LATE_REPLY_WINDOW)
         .exclude(status=ConversationStatus.OPEN)
         .order_by("-id")
         .first()

@@ -37,7 +37,12 @@ from distributions.models import (
     Recipient,
     RecipientStatus,
 )
-from distributions.services import Refusal, delivery_event_record, duplicate_find
+from distributions.services import (
+    SMS_TIMED_OUT_NOTE,
+    Refusal,
+    delivery_event_record,
+    duplicate_find,
+)
 from distributions.sms_text import Segments, segments
 
 logger = logging.getLogger(__name__)
@@ -149,6 +154,15 @@ def timeout_reason() -> str:
     return f"no reply for {shown} hours"
 
 
+# Line statuses of a text that reached the person, who has not finished the survey.
+AWAITING_ANSWERS = (
+    RecipientStatus.SENT,
+    RecipientStatus.DELIVERED,
+    RecipientStatus.OPENED,
+    RecipientStatus.STARTED,
+)
+
+
 def conversation_time_out(conversation: Conversation) -> bool:
     """Close a silent conversation as timed out, and say so on its line."""
     closed = conversation_close(conversation, ConversationStatus.TIMED_OUT, timeout_reason())
@@ -160,11 +174,10 @@ def conversation_time_out(conversation: Conversation) -> bool:
 def lines_note_time_out(recipient_ids: list[int]) -> None:
     """The line of a timed-out conversation keeps its status (Sent, or Survey Started
     when some answers came) and says in its error why nothing more will come."""
-    Recipient.objects.filter(pk__in=recipient_ids).exclude(
-        status__in=(RecipientStatus.FINISHED, RecipientStatus.OPTED_OUT)
-    ).update(
-        error=f"the two-way SMS survey timed out: {timeout_reason()}", updated_at=timezone.now()
-    )
+    # Only on lines that reached the person and are still waiting for answers: a
+    # failed, skipped or bounced line keeps the reason it already shows.
+    lines = Recipient.objects.filter(pk__in=recipient_ids, status__in=AWAITING_ANSWERS)
+    lines.update(error=f"{SMS_TIMED_OUT_NOTE}: {timeout_reason()}", updated_at=timezone.now())
 
 
 def conversation_close(conversation: Conversation, status: str, reason: str) -> bool:

@@ -187,8 +187,19 @@ def render_contact_values(
         # An optional email or phone Salesforce holds in a form we cannot read (a
         # typo in a secondary field) must not cost the survey: it is left out, with
         # a warning naming it. A required one, or any other field, fails the task.
+        # Not when the task only looks a contact up (require_names=False): the email
+        # is how it is found. Nor an email when no external data reference is left to
+        # recognise the person by: the directory would fall back to the phone, which a
+        # family shares, and update someone else.
         droppable = {name for name in error.errors if name in OPTIONAL_IF_UNREADABLE}
-        if not droppable or droppable & set(required) or set(error.errors) - droppable:
+        if "email" in droppable and not raw.get("external_data_reference"):
+            droppable.discard("email")
+        if (
+            not require_names
+            or not droppable
+            or droppable & set(required)
+            or set(error.errors) - droppable
+        ):
             raise TaskError(error.message, output={"warnings": _unique(warnings)}) from error
         for name in sorted(droppable, key=MAPPED_CONTACT_FIELDS.index):
             warnings.append(f"{error.errors[name]}; the contact was saved without this {name}")

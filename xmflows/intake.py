@@ -118,8 +118,9 @@ def _sqlite_lock_wait(seconds: float | None):
     if seconds is None or connection.vendor != "sqlite":
         yield
         return
-    usual = int(settings.DATABASES["default"].get("OPTIONS", {}).get("timeout", 5) * 1000)
     with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        (usual,) = cursor.fetchone()
         cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
     try:
         yield

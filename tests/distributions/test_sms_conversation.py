@@ -374,3 +374,67 @@ def test_a_conversation_closed_by_a_finished_response_names_the_reason_plainly(
     assert conversation.status == "closed"
     assert "__all__" not in conversation.close_reason
     assert conversation.close_reason == "this survey is already completed"
+
+
+def test_finishing_on_the_web_after_a_timeout_clears_the_timeout_note(
+    client, workflow, survey, sms_memory_backend
+):
+    line = _open(client, workflow, sms_memory_backend)
+    Conversation.objects.update(last_activity_at=timezone.now() - timedelta(days=2))
+    assert jobs.expire_sms_conversations() == 1
+    line.refresh_from_db()
+    assert line.error.startswith("the two-way SMS survey timed out")
+    nps, choice = survey.questions.order_by("position")[:2]
+    web = Client()
+    assert web.get(f"/s/{line.link.token}/").status_code == 200
+    answers = {f"q{nps.pk}": "9", f"q{choice.pk}": "Email", "action": "finish"}
+    assert web.post(f"/s/{line.link.token}/", answers).status_code == 200
+    line.refresh_from_db()
+    assert (line.get_status_display(), line.error) == ("Survey Finished", "")
+
+
+def test_a_timeout_keeps_the_reason_of_a_line_that_failed(client, workflow, sms_memory_backend):
+    line = _open(client, workflow, sms_memory_backend)
+    Recipient.objects.filter(pk=line.pk).update(status="failed", error="carrier refused (30007)")
+    Conversation.objects.update(last_activity_at=timezone.now() - timedelta(days=2))
+    assert _messages(inbound(client, "9")) == []
+    line.refresh_from_db()
+    assert (line.status, line.error) == ("failed", "carrier refused (30007)")
+
+
+def test_a_reply_long_after_the_end_or_before_the_next_opening_is_not_filed_as_late(
+    client, admin_user, workflow, sms_memory_backend
+):
+    _open(client, workflow, sms_memory_backend)
+    Conversation.objects.update(
+        status="timed_out",
+        closed_at=timezone.now() - timedelta(days=8),
+        close_reason="no reply for 24 hours",
+    )
+    assert _messages(inbound(client, "9")) == []
+    old = SmsMessage.objects.filter(direction="in").last()
+    assert (old.outcome, old.conversation) == (
+        "ignored: no open two-way survey with this number",
+        None,
+    )
+    # A new two-way survey whose opening has not gone yet (a send delay): a text now
+    # answers neither that one nor the one that ended.
+    Conversation.objects.update(closed_at=timezone.now() - timedelta(hours=1))
+    delayed = make_sms_workflow(
+        owner=admin_user,
+        survey=make_survey(owner=admin_user, name="Later survey"),
+        channel="sms_survey",
+        send_delay_minutes=60,
+    )
+    send_sms_case(client, delayed)
+    Conversation.objects.create(
+        recipient=Recipient.objects.get(status="scheduled"),
+        phone=PHONE,
+        last_activity_at=timezone.now(),
+    )
+    assert _messages(inbound(client, "7")) == []
+    pending = SmsMessage.objects.filter(direction="in").last()
+    assert (pending.outcome, pending.conversation) == (
+        "ignored: no open two-way survey with this number",
+        None,
+    )

@@ -12,6 +12,7 @@ from distributions.models import OutboxMessage, Recipient
 from tests.distributions.builders import make_survey
 from tests.distributions.sms_builders import (
     PHONE,
+    SMS_MAPPING,
     make_sms_workflow,
     send_sms_case,
     sms_task,
@@ -295,3 +296,18 @@ def test_the_why_page_finds_the_runs_of_a_phone_number(client, admin_user, outbo
     # A record id of digits only is still a record id.
     page = client.get("/reports/workflows/why/", {"q": "500800000012345"}).content.decode()
     assert "Runs are found by the Salesforce record id" in page
+
+
+def test_an_unreadable_email_with_nothing_else_to_recognise_the_person_fails(
+    client, admin_user, outbox_sms
+):
+    """Without the email and with no external data reference the directory would
+    match by phone alone, which a family shares: the run would rename someone else."""
+    no_reference = {**SMS_MAPPING, "external_data_reference": ""}
+    workflow = make_sms_workflow(owner=admin_user, contact=no_reference)
+    send_sms_case(client, workflow, ContactEmail="jonas@example.org")
+    run = send_sms_case(client, workflow, ContactEmail="anna@", First_Name__c="Anna")
+    task = run.task_runs.get()
+    assert (task.status, task.error) == ("failed", "not a valid email address: 'anna@'")
+    contact = Contact.objects.get()
+    assert (contact.first_name, contact.email) == ("Jonas", "jonas@example.org")

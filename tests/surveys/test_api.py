@@ -279,3 +279,16 @@ def test_unknown_keys_are_refused_not_dropped(api_client, admin_user):
     detail = f"{SURVEYS}{created['id']}/"
     again = api_client.put(detail, api_client.get(detail).json(), format="json")
     assert again.status_code == 200, again.json()
+
+
+def test_the_browsable_api_form_posts_a_survey(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get(SURVEYS, HTTP_ACCEPT="text/html")
+    token = page.cookies["csrftoken"].value if "csrftoken" in page.cookies else ""
+    response = client.post(
+        SURVEYS,
+        {"name": "From the form", "status": "draft", "csrfmiddlewaretoken": token},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert Survey.objects.get().name == "From the form"

@@ -465,3 +465,13 @@ def test_demo_workflow_saves_the_contact(client, django_user_model):
     assert contact.mailing_lists.get() == mailing_list
     assert contact.external_data_reference == "0038a00000Zz01xAAB"
     assert contact.embedded_data == {"CaseNumber": "00003101", "Priority": "High"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transaction_mode_keeps_an_unreadable_email_as_its_error(client, mailing_list):
+    """The email is how transaction mode finds the contact: it is never left out."""
+    workflow = make_workflow(tasks=[directory_task(mailing_list, mode="transaction")])
+    post(client, workflow, case_message(ContactEmail="jonas.berg@"))
+    task = only_task_run()
+    assert (task.status, task.error) == ("failed", "not a valid email address: 'jonas.berg@'")
+    assert not any("saved without" in warning for warning in task.output.get("warnings", []))

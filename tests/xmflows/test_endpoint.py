@@ -799,6 +799,7 @@ def test_recording_a_storage_failure_waits_briefly_for_the_sqlite_lock(client, a
     usual = connection.settings_dict["OPTIONS"]["timeout"] * 1000
     assert seen == [
         'INSERT INTO "XMFLOWS_DELIVERY"',  # the delivery of the failed store, rolled back
+        "PRAGMA BUSY_TIMEOUT",  # the wait in force, put back afterwards
         "PRAGMA BUSY_TIMEOUT = 2000",
         'INSERT INTO "XMFLOWS_DELIVERY"',  # the rejection, recorded
         f"PRAGMA BUSY_TIMEOUT = {usual}",

@@ -155,7 +155,15 @@ class AddToDirectory(TaskType):
                 "error": error.message,
                 "warnings": error.output.get("warnings", []),
             }
-        existing = contact_match(directory=mailing_list.directory, values=values)
+        if transaction_mode:
+            # As the run looks the contact up: by email or external data reference only.
+            existing = contact_find(
+                directory=mailing_list.directory,
+                email=values.get("email", ""),
+                external_data_reference=values.get("external_data_reference", ""),
+            )
+        else:
+            existing = contact_match(directory=mailing_list.directory, values=values)
         if transaction_mode:
             action = "would add a transaction" if existing else "would fail: contact not found"
             if existing is not None and not mailing_list.contacts.filter(pk=existing.pk).exists():
