@@ -19,9 +19,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, Directory
 from contacts.normalize import normalize_phone
 from contacts.services import contact_set_opt_out
+from core.job_memo import memoized
 from core.params import id_or_none
 from core.piped_text import RenderContext, render
 from distributions import quiet_hours as quiet_hours_rules
@@ -275,7 +276,15 @@ def quiet_hours_for(contact: Contact | None) -> quiet_hours_rules.QuietHours | N
     else the directory's; None when the directory has none."""
     if contact is None:
         return None
-    directory = contact.directory
+    # A settings row: read once per job (the invitation and its send both ask).
+    directory = (
+        contact.directory
+        if Contact.directory.is_cached(contact)
+        else memoized(
+            ("directory", contact.directory_id),
+            Directory.objects.filter(pk=contact.directory_id).first,
+        )
+    )
     start = getattr(directory, "quiet_hours_start", None)
     end = getattr(directory, "quiet_hours_end", None)
     if start is None or end is None or start == end:
