@@ -157,7 +157,8 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
     kind = params.get("kind") or ""
     if kind and kind not in MessageKind.values:
         problems.append(
-            f"message: unknown kind {kind!r} (one of {', '.join(MessageKind.values)}); not applied"
+            f"Message: {kind!r} is not one of "
+            f"{', '.join(f'{label}s' for label in MessageKind.labels)}; not applied"
         )
         kind = ""
     default_since, default_until = default_period()

@@ -389,13 +389,18 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
         link = distribution_page_url(line)
         link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
         status = line.get_status_display()
+        # A reminder or thank-you goes to the same address as its invitation: named, so
+        # two lines of one run do not read as the same message sent twice.
+        what = "" if line.kind == "invitation" else f"{line.get_kind_display().lower()} "
         if line.status in SENT_STATUSES or line.sent_at:
             # Sent, whatever happened since (an unsubscribe, a bounce): say both.
             sent = True
             when = f" on {line.sent_at:%Y-%m-%d %H:%M} UTC" if line.sent_at else ""
             since = f": {line.error}" if line.error and line.status not in SENT_STATUSES else ""
             findings.append(
-                Finding("sent", f"sent to {who}{when}; now {status}{since}", link, link_text)
+                Finding(
+                    "sent", f"{what}sent to {who}{when}; now {status}{since}", link, link_text
+                )
             )
         elif line.status in WAITING_STATUSES:
             when = (
@@ -404,12 +409,14 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
                 else ""
             )
             findings.append(
-                Finding("waiting", f"to {who}: {status}{when}, not sent yet", link, link_text)
+                Finding(
+                    "waiting", f"{what}to {who}: {status}{when}, not sent yet", link, link_text
+                )
             )
         else:
             reason = f": {line.error}" if line.error else ""
             findings.append(
-                Finding("problem", f"not sent to {who}: {status}{reason}", link, link_text)
+                Finding("problem", f"{what}not sent to {who}: {status}{reason}", link, link_text)
             )
 
     if run.status == RunStatus.SKIPPED:

@@ -370,6 +370,17 @@ def record_id_forms(value: str) -> list[str]:
     the capitals are); anything else as it is."""
     text = value.strip()
     if len(text) == 18 and text.isalnum():
+        suffix = text[15:].upper()
+        if all(char in _ID_SUFFIX_ALPHABET for char in suffix):
+            # The suffix says where the capitals are: an id whose case was lost (typed
+            # in lower case, through a case-insensitive tool) is found all the same.
+            restored = "".join(
+                char.upper()
+                if _ID_SUFFIX_ALPHABET.index(suffix[position // 5]) >> (position % 5) & 1
+                else char.lower()
+                for position, char in enumerate(text[:15])
+            )
+            return list(dict.fromkeys([restored + suffix, restored, text, text[:15]]))
         return [text, text[:15]]
     if len(text) == 15 and text.isalnum():
         suffix = "".join(

@@ -1,6 +1,7 @@
 """Reminders and thank-yous: their own messages (lines of their own distributions),
 rendered from the invitation's frozen snapshot, sent once, and shown in the CSV."""
 
+import html
 import re
 from datetime import timedelta
 
@@ -309,11 +310,30 @@ def test_reports_count_invitations_reminders_and_thank_yous_apart(client, admin_
     totals = only.split('id="totals"')[1].split("</table>")[0]
     assert re.search(r"<tbody><tr><td>1</td>", totals)
     assert '<option value="invitation" selected>Invitations</option>' in only
+    # Its CSV download holds what the page counts: the invitations.
+    link = re.search(r'id="download-survey-csv" href="([^"]+)"', only).group(1)
+    assert link.endswith("&amp;kind=invitation")
+    assert [row["Distribution ID"] for row in csv_rows(admin_user, html.unescape(link))] == [
+        str(invitation.distribution_id)
+    ]
+    assert 'id="totals-note"' not in only
     # A kind the report does not know is said, and not applied.
     bad = client.get("/reports/distributions/", {"survey": survey_id, "kind": "nudge"})
-    assert "message: unknown kind &#x27;nudge&#x27;" in bad.content.decode()
+    assert (
+        "Message: &#x27;nudge&#x27; is not one of Invitations, Reminders, Thank-yous; "
+        "not applied" in bad.content.decode()
+    )
+    assert 'id="totals-note"' in bad.content.decode()
     assert re.search(r"<tbody><tr><td>3</td>", bad.content.decode().split('id="totals"')[1])
 
+    # The run's page and "Why not sent?" name the follow-ups: two lines to one address
+    # must not read as one message sent twice.
+    run_page = client.get(f"/reports/workflows/runs/{invitation.workflow_run_id}/").content.decode()
+    assert f'Reminder <span class="muted">of line #{invitation.pk}</span>' in run_page
+    assert f'Thank-you <span class="muted">of line #{invitation.pk}</span>' in run_page
+    why = client.get("/reports/workflows/why/", {"q": invitation.to_address}).content.decode()
+    assert f"reminder sent to {invitation.to_address}" in why
+    assert f"thank-you sent to {invitation.to_address}" in why
     # The survey's Distributions tab names each message and the invitation it follows.
     tab = client.get(f"/surveys/{survey_id}/distributions/").content.decode()
     parent = invitation.distribution_id

@@ -1035,6 +1035,12 @@ def test_build_fault_always_produces_parseable_soap(message: str, code: str) -> 
         ("0015000000Gv7qJ", ["0015000000Gv7qJAAR", "0015000000Gv7qJ"]),  # Salesforce's example
         ("0015000000Gv7qJAAR", ["0015000000Gv7qJAAR", "0015000000Gv7qJ"]),
         (" 5008a00002Ab01a ", ["5008a00002Ab01aAAB", "5008a00002Ab01a"]),
+        # The 18-character form survives a change of case: its suffix says where the
+        # capitals were.
+        (
+            "0015000000gv7qjaar",
+            ["0015000000Gv7qJAAR", "0015000000Gv7qJ", "0015000000gv7qjaar", "0015000000gv7qj"],
+        ),
         ("not-an-id", ["not-an-id"]),
     ],
 )
