@@ -202,7 +202,7 @@ def render_contact_values(
         ):
             raise TaskError(error.message, output={"warnings": _unique(warnings)}) from error
         for name in sorted(droppable, key=MAPPED_CONTACT_FIELDS.index):
-            warnings.append(f"{error.errors[name]}; the contact was saved without this {name}")
+            warnings.append(f"{error.errors[name]}; this {name} is left out of the contact")
             del raw[name]
         values = clean_contact_values(directory=directory, values=raw)
     embedded: dict[str, str] = {}

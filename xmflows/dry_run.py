@@ -21,7 +21,7 @@ from xmflows import task_types
 from xmflows.conditions import ConditionError, ConditionResult, evaluate_conditions
 from xmflows.contact_mapping import MAPPED_CONTACT_FIELDS
 from xmflows.engine import condition_fields, context_for
-from xmflows.models import Run
+from xmflows.models import OnFailure, Run
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class TaskPreview:
     type: str
     label: str
     preview: dict[str, Any]
+    # Set when an earlier task would fail and the workflow stops on failure.
+    not_run: str = ""
 
     @property
     def error(self) -> str:
@@ -74,6 +76,7 @@ def dry_run(*, run: Run) -> DryRun:
     except ConditionError as error:
         return DryRun(run=run, conditions=None, conditions_error=str(error))
     result = DryRun(run=run, conditions=conditions)
+    stopped_by = ""
     for task in run.workflow.tasks.order_by("position"):
         task_type = task_types.get(task.type)
         if task_type is None:
@@ -83,10 +86,23 @@ def dry_run(*, run: Run) -> DryRun:
             label = task.type
         else:
             label = task_type.label
+            ctx.state["preview_task_number"] = task.position + 1
             preview = _preview(task_type(task.config), ctx)
         result.tasks.append(
-            TaskPreview(position=task.position, type=task.type, label=label, preview=preview)
+            TaskPreview(
+                position=task.position,
+                type=task.type,
+                label=label,
+                preview=preview,
+                not_run=(
+                    f"task {stopped_by} would fail and the workflow stops on failure"
+                    if stopped_by
+                    else ""
+                ),
+            )
         )
+        if preview.get("error") and not stopped_by and run.workflow.on_failure == OnFailure.STOP:
+            stopped_by = str(task.position + 1)
     return result
 
 

@@ -284,3 +284,49 @@ def test_dry_run_of_a_transaction_workflow_matches_what_a_replay_does(client, ow
     # and the dry run says so instead of "Would send".
     assert "the same message was sent to this address within 12 hours" in page
     assert "Would send" not in page
+
+
+def test_dry_run_knows_a_contact_an_earlier_task_would_create(client, owner):
+    mailing_list = make_mailing_list()
+    save = {
+        "type": "add_to_directory",
+        "mailing_list": mailing_list.pk,
+        "contact": dict(MAPPING),
+        "embedded_data": {},
+    }
+    add_transaction = {
+        **save,
+        "mode": "transaction",
+        "contact": {"email": "${event://ContactEmail}"},
+        "embedded_data": {"Case": "${event://CaseNumber}"},
+    }
+    workflow = make_workflow(owner=owner, tasks=[save, add_transaction])
+    post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    run = Run.objects.get()
+    assert run.status == "succeeded", run.reason
+    Contact.objects.all().delete()  # gone since: the replay would create it again
+    client.force_login(owner)
+    page = client.get(f"/reports/workflows/runs/{run.pk}/dry-run/").content.decode()
+    assert "Would create" in page
+    assert "Would add a transaction to the contact task 1 would create" in page
+    assert "Would fail" not in page
+    assert "<h4>Transaction data</h4>" in page
+
+
+def test_dry_run_says_which_tasks_a_stopping_failure_would_keep_from_running(client, owner):
+    inactive = make_survey(owner=owner, status=SurveyStatus.INACTIVE)
+    workflow = survey_workflow(owner, survey=inactive)
+    workflow.tasks.create(
+        position=1,
+        type="add_to_directory",
+        config={
+            "mailing_list": make_mailing_list().pk,
+            "contact": dict(MAPPING),
+            "embedded_data": {},
+        },
+    )
+    post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    client.force_login(owner)
+    page = client.get(f"/reports/workflows/runs/{Run.objects.get().pk}/dry-run/").content.decode()
+    assert "Would fail: survey is not active" in page
+    assert "Would not run: task 1 would fail and the workflow stops on failure." in page

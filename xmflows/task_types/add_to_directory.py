@@ -64,6 +64,25 @@ class AddToDirectoryConfigSerializer(StrictSerializer):
         return contact
 
 
+# Dry runs only: the contacts earlier previews of the run would create, so a later
+# transaction task knows the contact would exist by then.
+PREVIEW_CREATED = "preview_created_contacts"
+PREVIEW_POSITION = "preview_task_number"
+
+
+def _created_by_an_earlier_preview(ctx: TaskContext, directory_id: int, values: dict) -> str | None:
+    email = values.get("email", "").lower()
+    reference = values.get("external_data_reference", "")
+    for created in ctx.state.get(PREVIEW_CREATED) or []:
+        if created["directory_id"] != directory_id:
+            continue
+        if (email and created["email"] == email) or (
+            reference and created["external_data_reference"] == reference
+        ):
+            return created["by"]
+    return None
+
+
 @register
 class AddToDirectory(TaskType):
     key = "add_to_directory"
@@ -164,7 +183,16 @@ class AddToDirectory(TaskType):
             )
         else:
             existing = contact_match(directory=mailing_list.directory, values=values)
-        if transaction_mode:
+        created_earlier = (
+            _created_by_an_earlier_preview(ctx, mailing_list.directory_id, values)
+            if transaction_mode and existing is None
+            else None
+        )
+        if created_earlier is not None:
+            # An earlier task of this run would create the contact a moment before.
+            action = f"would add a transaction to the contact {created_earlier} would create"
+            ctx.state["transaction_data"] = dict(embedded)
+        elif transaction_mode:
             action = "would add a transaction" if existing else "would fail: contact not found"
             if existing is not None and not mailing_list.contacts.filter(pk=existing.pk).exists():
                 action += " and add the contact to the mailing list"
@@ -179,6 +207,15 @@ class AddToDirectory(TaskType):
                 ctx.state["contact_id"] = existing.pk
         else:
             action = "would update" if existing else "would create"
+            if existing is None:
+                ctx.state.setdefault(PREVIEW_CREATED, []).append(
+                    {
+                        "directory_id": mailing_list.directory_id,
+                        "email": values.get("email", "").lower(),
+                        "external_data_reference": values.get("external_data_reference", ""),
+                        "by": f"task {ctx.state.get(PREVIEW_POSITION, '?')}",
+                    }
+                )
         return {
             "mode": self.mode,
             "action": action,
