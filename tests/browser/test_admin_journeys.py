@@ -156,10 +156,15 @@ def test_build_the_demo_workflow_from_scratch_and_follow_a_message(page, site, d
     # An add-to-directory card names its rows by the mode chosen (then is removed).
     page.click("[data-action=add-task][data-task-type=add_to_directory]")
     second = page.locator("article.task").nth(1)
-    assert second.locator("[data-mode-text=embedded_data]").is_visible()
+    saving = second.locator("[data-mode-text=embedded_data]")
+    looking_up = second.locator("[data-mode-text=transaction]")
+    assert saving.count() == 6  # the heading, the table's, the button's, three asterisks
+    assert all(saving.nth(i).is_visible() for i in range(saving.count()))
+    assert all(looking_up.nth(i).is_hidden() for i in range(looking_up.count()))
     second.locator("select[name$='.mode']").select_option("transaction")
-    assert second.locator("[data-mode-text=transaction]").is_visible()
-    assert second.locator("[data-mode-text=embedded_data]").is_hidden()
+    assert all(looking_up.nth(i).is_visible() for i in range(looking_up.count()))
+    assert all(saving.nth(i).is_hidden() for i in range(saving.count()))
+    assert second.get_by_role("button", name="+ Add transaction field").is_visible()
     second.locator("[data-action=remove-task]").click()
     assert page.locator("article.task").count() == 1
 

@@ -739,3 +739,17 @@ def test_the_mapping_is_called_transaction_data_in_transaction_mode(client, owne
     assert re.search(r'<div data-mode-text="transaction">\s*<h4>Transaction data</h4>', page)
     assert re.search(r'<div data-mode-text="embedded_data" hidden>\s*<h4>Embedded data</h4>', page)
     assert "looked up, never created, and added to the list if not on it yet (transaction" in page
+    # The fields only a saved contact needs are not marked required, and the table
+    # and its button speak of transaction fields.
+    assert page.count('title="required" data-mode-text="embedded_data" hidden>*</abbr>') == 3
+    assert '<span data-mode-text="transaction">Transaction field name</span>' in page
+    assert '<span data-mode-text="transaction">+ Add transaction field</span>' in page
+    assert "In transaction mode the contact is only looked up" in page
+    # In embedded data mode, the same card marks them required again.
+    task["mode"] = "embedded_data"
+    task["contact"] = {"first_name": "a", "last_name": "b", "email": "c"}
+    saved = make_workflow(owner=owner, tasks=[task])
+    page = client.get(f"/workflows/{saved.pk}/edit/").content.decode()
+    # (this card's three, and those of the blank card the page copies for a new task)
+    assert page.count('title="required" data-mode-text="embedded_data">*</abbr>') == 6
+    assert '<span data-mode-text="embedded_data">Embedded data field name</span>' in page
