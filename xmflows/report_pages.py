@@ -76,7 +76,10 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             "answers": answers,
             "rejected": rejected,
             "limit": WHY_LIMIT,
-            "phone_search": bool(search and selectors.phone_forms(search)),
+            "phone_search": bool(search and selectors.looks_like_phone(search)),
+            "phone_unreadable": bool(
+                search and selectors.looks_like_phone(search) and not selectors.phone_forms(search)
+            ),
         },
     )
 

@@ -124,15 +124,20 @@ def run_list(
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,20}$")
 
 
+def looks_like_phone(search: str) -> bool:
+    """Digits and the usual punctuation, seven digits or more, and not a record id."""
+    text = search.strip()
+    if not _PHONE_LIKE.match(text) or len(re.sub(r"\D", "", text)) < 7:
+        return False
+    return not (text.isdigit() and len(text) in (15, 18))
+
+
 def phone_forms(search: str) -> list[str]:
     """The E.164 forms a search for a phone number may mean ("(415) 555-0100" in each
     directory's default country); [] when it is not one. Fifteen or eighteen digits
     alone are read as a Salesforce record id, not a number."""
     text = search.strip()
-    digits = re.sub(r"\D", "", text)
-    if not _PHONE_LIKE.match(text) or len(digits) < 7:
-        return []
-    if text.isdigit() and len(text) in (15, 18):
+    if not looks_like_phone(text):
         return []
     countries = {"US", *Directory.objects.values_list("default_country", flat=True).distinct()}
     forms = set()
@@ -398,9 +403,7 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
             when = f" on {line.sent_at:%Y-%m-%d %H:%M} UTC" if line.sent_at else ""
             since = f": {line.error}" if line.error and line.status not in SENT_STATUSES else ""
             findings.append(
-                Finding(
-                    "sent", f"{what}sent to {who}{when}; now {status}{since}", link, link_text
-                )
+                Finding("sent", f"{what}sent to {who}{when}; now {status}{since}", link, link_text)
             )
         elif line.status in WAITING_STATUSES:
             when = (
@@ -409,9 +412,7 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
                 else ""
             )
             findings.append(
-                Finding(
-                    "waiting", f"{what}to {who}: {status}{when}, not sent yet", link, link_text
-                )
+                Finding("waiting", f"{what}to {who}: {status}{when}, not sent yet", link, link_text)
             )
         else:
             reason = f": {line.error}" if line.error else ""

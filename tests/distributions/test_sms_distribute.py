@@ -293,6 +293,10 @@ def test_the_why_page_finds_the_runs_of_a_phone_number(client, admin_user, outbo
     page = client.get("/reports/workflows/why/", {"q": "+1 212 555 0123"}).content.decode()
     assert "No run of +1 212 555 0123." in page
     assert "Runs are found by a phone number through the contacts that have it" in page
+    # A local number of another country cannot be read: the page says how to type it.
+    page = client.get("/reports/workflows/why/", {"q": "020 7946 0122"}).content.decode()
+    assert "looks like a phone number, but not one that can be read" in page
+    assert "with + and the country code" in page
     # A record id of digits only is still a record id.
     page = client.get("/reports/workflows/why/", {"q": "500800000012345"}).content.decode()
     assert "Runs are found by the Salesforce record id" in page
