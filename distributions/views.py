@@ -181,10 +181,15 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
     rows = [{"distribution": item, "counts": counts.get(item.pk, {})} for item in distributions]
     selected = None
     recipients = None
+    problem = ""
     selected_id = request.GET.get("distribution")
-    if id_or_none(selected_id):
+    if selected_id and id_or_none(selected_id):
         selected = survey.distributions.filter(pk=id_or_none(selected_id)).first()
-    elif rows:
+        if selected is None:
+            problem = f"distribution {selected_id} is not a distribution of this survey"
+    elif selected_id:
+        problem = f"distribution: {selected_id!r} is not a distribution's id"
+    if selected is None and rows:
         selected = rows[0]["distribution"]
     if selected is not None:
         recipients = Paginator(
@@ -198,6 +203,7 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
             "distributions": distributions,
             "rows": rows,
             "selected": selected,
+            "selection_problem": problem,
             "recipients": recipients,
             "statuses": RecipientStatus.choices,
             "response_count": survey.responses.count(),

@@ -29,6 +29,16 @@ def test_distributions_tab_lists_distributions_and_lines(client, admin_user):
         f'action="/surveys/{survey_id}/distribution-history.csv"' in html
     )
     assert "/history.csv" in html
+    assert 'id="selection-problem"' not in html
+    # A distribution that is not this survey's, or no id at all, is said, not ignored.
+    viewer = _logged_in(admin_user)
+    for asked, said in (
+        ("999999", "Distribution 999999 is not a distribution of this survey"),
+        ("abc", "Distribution: &#x27;abc&#x27; is not a distribution&#x27;s id"),
+    ):
+        page = viewer.get(f"/surveys/{survey_id}/distributions/", {"distribution": asked})
+        assert page.status_code == 200
+        assert f"{said}; the latest one is shown." in page.content.decode()
 
 
 @pytest.mark.django_db
