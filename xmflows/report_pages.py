@@ -130,6 +130,11 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+# What a follow-up line never records: starting and finishing the survey are recorded
+# on the invitation's line, whose link it is.
+INVITATION_ONLY_METRICS = frozenset({"started", "finished"})
+
+
 @login_required
 def distribution_report_page(request: HttpRequest) -> HttpResponse:
     """Counts and rates per day by status and by channel, for a survey, a workflow or
@@ -230,8 +235,13 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
         {
             "label": kind_labels.get(code, code),
             "lines": counts["lines"],
+            # Survey progress is credited to the invitation's line (the link is its):
+            # for a reminder or thank-you those columns do not apply.
             "metrics": [
-                {"count": counts[metric.key], "rate": rate(counts, metric)} for metric in METRICS
+                {"na": True}
+                if code != MessageKind.INVITATION and metric.key in INVITATION_ONLY_METRICS
+                else {"count": counts[metric.key], "rate": rate(counts, metric)}
+                for metric in METRICS
             ],
         }
         for code, counts in report.by_kind.items()

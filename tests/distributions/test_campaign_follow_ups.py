@@ -303,6 +303,12 @@ def test_reports_count_invitations_reminders_and_thank_yous_apart(client, admin_
     by_kind = page.split('id="by-kind"')[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td>", by_kind)
     assert rows == [("Invitation", "1"), ("Reminder", "1"), ("Thank-you", "1")]
+    # Starting and finishing are the invitation's (its link): "—" for the follow-ups.
+    invitation_row, *follow_up_rows = by_kind.split("<tr>")[2:]
+    assert "—" not in invitation_row
+    assert all(
+        row.count('title="recorded on the invitation\'s line">—') == 2 for row in follow_up_rows
+    )
     # Invitations alone: one line, sent and finished (100% of sent).
     only = client.get(
         "/reports/distributions/", {"survey": survey_id, "kind": "invitation"}
