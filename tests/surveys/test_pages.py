@@ -282,7 +282,9 @@ def test_opt_out_works_on_an_expired_link(client):
 
 
 def test_opt_out_unknown_token_is_404(client):
-    assert client.get("/o/nope/").status_code == 404
+    missing = client.get("/o/nope/")
+    assert missing.status_code == 404
+    assert "We could not find this unsubscribe link" in missing.content.decode()
 
 
 @pytest.mark.django_db
