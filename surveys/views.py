@@ -23,13 +23,13 @@ def _message(
     return render(request, "surveys/message.html", context, status=status)
 
 
-def _not_found(request: HttpRequest, *, what: str = "survey") -> HttpResponse:
+def _not_found(request: HttpRequest) -> HttpResponse:
     # Rendered here rather than raising Http404, so a respondent with a mistyped
     # link gets a page written for them whatever the project's 404 page says.
     return _message(
         request,
-        title=f"{what.capitalize()} not found",
-        heading=f"We could not find this {what}",
+        title="Survey not found",
+        heading="We could not find this survey",
         message="The link may be incomplete. Please open it again from your invitation.",
         status=404,
     )
@@ -271,7 +271,7 @@ def mask_phone(phone: str) -> str:
 def opt_out_page(request: HttpRequest, token: str) -> HttpResponse:
     link = selectors.survey_link_by_token(token)
     if link is None:
-        return _not_found(request, what="unsubscribe link")
+        return _not_found(request)
     # Unsubscribing works whatever the state of the survey or link: expired and
     # closed links still came with an invitation the recipient may refuse.
     snapshot = link.snapshot or {}

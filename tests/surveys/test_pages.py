@@ -282,9 +282,7 @@ def test_opt_out_works_on_an_expired_link(client):
 
 
 def test_opt_out_unknown_token_is_404(client):
-    missing = client.get("/o/nope/")
-    assert missing.status_code == 404
-    assert "We could not find this unsubscribe link" in missing.content.decode()
+    assert client.get("/o/nope/").status_code == 404
 
 
 @pytest.mark.django_db
