@@ -86,7 +86,7 @@ def dry_run(*, run: Run) -> DryRun:
             label = task.type
         else:
             label = task_type.label
-            ctx.state["preview_task_number"] = task.position + 1
+            ctx.task_number = task.position + 1
             preview = _preview(task_type(task.config), ctx)
         result.tasks.append(
             TaskPreview(

@@ -68,6 +68,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             for run in runs
         ]
         rejected = selectors.rejected_deliveries_mentioning(search)
+    phone_like = bool(search) and selectors.looks_like_phone(search)
     return render(
         request,
         "xmflows/why.html",
@@ -76,10 +77,9 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             "answers": answers,
             "rejected": rejected,
             "limit": WHY_LIMIT,
-            "phone_search": bool(search and selectors.looks_like_phone(search)),
-            "phone_unreadable": bool(
-                search and selectors.looks_like_phone(search) and not selectors.phone_forms(search)
-            ),
+            "phone_search": phone_like,
+            # Only asked when nothing was found: the search itself read the number.
+            "phone_unreadable": phone_like and not answers and not selectors.phone_forms(search),
         },
     )
 
@@ -130,6 +130,15 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+def _choice(value: str | None, allowed, problems: list[str], refusal) -> str:
+    """`value` when it is one of `allowed`; otherwise "" and refusal(value) among the
+    page's problems (a filter that cannot be read is said, not applied)."""
+    if value and value not in allowed:
+        problems.append(refusal(value))
+        return ""
+    return value or ""
+
+
 # What a follow-up line never records: starting and finishing the survey are recorded
 # on the invitation's line, whose link it is.
 INVITATION_ONLY_METRICS = frozenset({"started", "finished"})
@@ -155,20 +164,24 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
     workflow = Workflow.objects.filter(pk=workflow_id).first() if workflow_id else None
     if params.get("workflow") and workflow is None:
         problems.append(f"workflow: {params['workflow']!r} is not a workflow's id; not applied")
-    channel = params.get("channel") or ""
-    if channel and channel not in DistributionChannel.values:
-        problems.append(
-            f"channel: unknown channel {channel!r} (one of "
+    channel = _choice(
+        params.get("channel"),
+        DistributionChannel.values,
+        problems,
+        lambda value: (
+            f"channel: unknown channel {value!r} (one of "
             f"{', '.join(DistributionChannel.values)}); not applied"
-        )
-        channel = ""
-    kind = params.get("kind") or ""
-    if kind and kind not in MessageKind.values:
-        problems.append(
-            f"Message: {kind!r} is not one of "
+        ),
+    )
+    kind = _choice(
+        params.get("kind"),
+        MessageKind.values,
+        problems,
+        lambda value: (
+            f"Message: {value!r} is not one of "
             f"{', '.join(f'{label}s' for label in MessageKind.labels)}; not applied"
-        )
-        kind = ""
+        ),
+    )
     default_since, default_until = default_period()
     dates = {}
     for name, default in (("since", default_since), ("until", default_until)):

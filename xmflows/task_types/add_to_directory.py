@@ -67,7 +67,6 @@ class AddToDirectoryConfigSerializer(StrictSerializer):
 # Dry runs only: the contacts earlier previews of the run would create, so a later
 # transaction task knows the contact would exist by then.
 PREVIEW_CREATED = "preview_created_contacts"
-PREVIEW_POSITION = "preview_task_number"
 
 
 def _created_by_an_earlier_preview(ctx: TaskContext, directory_id: int, values: dict) -> str | None:
@@ -181,22 +180,15 @@ class AddToDirectory(TaskType):
                 email=values.get("email", ""),
                 external_data_reference=values.get("external_data_reference", ""),
             )
-        else:
-            existing = contact_match(directory=mailing_list.directory, values=values)
-        created_earlier = (
-            _created_by_an_earlier_preview(ctx, mailing_list.directory_id, values)
-            if transaction_mode and existing is None
-            else None
-        )
-        if created_earlier is not None:
-            # An earlier task of this run would create the contact a moment before.
-            action = f"would add a transaction to the contact {created_earlier} would create"
-            ctx.state["transaction_data"] = dict(embedded)
-        elif transaction_mode:
-            action = "would add a transaction" if existing else "would fail: contact not found"
-            if existing is not None and not mailing_list.contacts.filter(pk=existing.pk).exists():
-                action += " and add the contact to the mailing list"
-            if existing is not None:
+            # Or an earlier task of this run would create the contact a moment before.
+            created_by = (
+                None
+                if existing
+                else _created_by_an_earlier_preview(ctx, mailing_list.directory_id, values)
+            )
+            if existing is None and created_by is None:
+                action = "would fail: contact not found"
+            else:
                 # As run() does: the next tasks' ${tx://…} read this transaction, and
                 # the distribute preview's duplicate check compares the message the
                 # replay would really send.
@@ -204,8 +196,15 @@ class AddToDirectory(TaskType):
                     ctx.state["transaction_data"] = clean_embedded_data(embedded)
                 except ContactError as error:
                     return {"mode": self.mode, "error": error.message, "warnings": warnings}
-                ctx.state["contact_id"] = existing.pk
+                if existing is None:
+                    action = f"would add a transaction to the contact {created_by} would create"
+                else:
+                    ctx.state["contact_id"] = existing.pk
+                    action = "would add a transaction"
+                    if not mailing_list.contacts.filter(pk=existing.pk).exists():
+                        action += " and add the contact to the mailing list"
         else:
+            existing = contact_match(directory=mailing_list.directory, values=values)
             action = "would update" if existing else "would create"
             if existing is None:
                 ctx.state.setdefault(PREVIEW_CREATED, []).append(
@@ -213,7 +212,7 @@ class AddToDirectory(TaskType):
                         "directory_id": mailing_list.directory_id,
                         "email": values.get("email", "").lower(),
                         "external_data_reference": values.get("external_data_reference", ""),
-                        "by": f"task {ctx.state.get(PREVIEW_POSITION, '?')}",
+                        "by": f"task {ctx.task_number or '?'}",
                     }
                 )
         return {

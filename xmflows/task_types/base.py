@@ -35,6 +35,8 @@ class TaskContext:
     # What earlier tasks of the same run left for later ones (contact id, transaction id).
     state: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    # The 1-based number of the task being previewed (dry runs name it: "task 1").
+    task_number: int = 0
 
     def event_facts(self) -> dict[str, str | None]:
         return {
