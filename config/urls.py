@@ -17,6 +17,7 @@ from distributions.api import (
 )
 from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
+from xmflows.urls import endpoint_urlpatterns
 
 router = DefaultRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
@@ -34,6 +35,8 @@ router.register("frequency-rules", FrequencyRuleViewSet, basename="frequency-rul
 router.register("sms-conversations", ConversationViewSet, basename="sms-conversation")
 
 urlpatterns = [
+    # First: Salesforce posts here at volume (xmflows/urls.py).
+    *endpoint_urlpatterns,
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -643,6 +643,59 @@ def test_xsi_nil_spellings() -> None:
     assert fields["A"] is None and fields["B"] is None and fields["C"] == "z"
 
 
+def _fields_asking_every_field(body: bytes, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    # What the parser gives when it asks every field for xsi:nil (no shortcut).
+    with monkeypatch.context() as patched:
+        patched.setattr(soap, "_may_hold_nil", lambda *args: True)
+        return [dict(n.fields) for n in parse_outbound_message(body).notifications]
+
+
+@pytest.mark.parametrize(
+    "codec", ["utf-8", "latin-1", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp1252"]
+)
+@pytest.mark.parametrize("session_nil", [True, False])
+def test_nil_fields_are_found_whatever_the_encoding_and_headers(
+    codec: str, session_nil: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parser skips the per-field xsi:nil lookup when the bytes show there is none
+    # beyond the headers' (soap._may_hold_nil): every encoding, with and without a nil
+    # SessionId, must still find the nil fields and keep "nil" inside values as text.
+    body = build_outbound_message(
+        [case(1, City="Manila", Note="vanilla nil"), case(2, City=None, Note="x")],
+    ).decode("utf-8")
+    if not session_nil:
+        body = body.replace('<SessionId xsi:nil="true"/>', "")
+    declared = {"latin-1": "ISO-8859-1", "cp1252": "windows-1252", "utf-16": "UTF-16"}
+    declared["utf-32"] = "UTF-32"
+    if codec in ("utf-16-le", "utf-16-be", "utf-8"):
+        # No declaration at all (lxml then reports UTF-8 even for UTF-16).
+        body = body.replace('<?xml version="1.0" encoding="UTF-8"?>', "")
+    else:
+        body = body.replace('encoding="UTF-8"', f'encoding="{declared.get(codec, codec)}"')
+    raw = body.encode(codec)
+    if codec in ("utf-16-le", "utf-16-be"):
+        raw = "\ufeff".encode(codec) + raw
+    first, second = (n.fields for n in parse_outbound_message(raw).notifications)
+    assert first["City"] == "Manila" and first["Note"] == "vanilla nil"
+    assert second["City"] is None and second["Note"] == "x"
+    assert [first, second] == _fields_asking_every_field(raw, monkeypatch)
+
+
+def test_only_nil_field_beside_a_nil_session_id_is_found() -> None:
+    body = build_outbound_message([case(1, A="x")])
+    assert b'<SessionId xsi:nil="true"/>' in body
+    body = body.replace(b"<sf:A>x</sf:A>", b'<sf:A xsi:nil="true"/>')
+    assert parse_outbound_message(body).notifications[0].fields["A"] is None
+
+
+def test_doctype_after_a_comment_is_still_refused() -> None:
+    # A body with "<!" is searched for a DOCTYPE (soap._refuse_doctype_marker skips
+    # the search only for bodies without "<!" and without NUL bytes).
+    body = fixture("case_closed.xml").split(b"?>", 1)[1]
+    assert refused(b'<!-- hi --><!DocType x [<!ENTITY y "z">]>' + body).startswith("DOCTYPE")
+    assert parse_outbound_message(b"<!-- hi -->" + body).notifications
+
+
 def test_nil_in_another_namespace_is_just_an_attribute() -> None:
     body = build_outbound_message([case(1, A="x")]).replace(
         b"<sf:A>x</sf:A>", b'<sf:A xmlns:q="urn:other" q:nil="true">x</sf:A>'
