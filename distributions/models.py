@@ -265,6 +265,10 @@ class Recipient(models.Model):
             ),
             # Frequency rules count a contact's recent invitations.
             models.Index(fields=["contact", "sent_at"], name="recipient_contact_sent"),
+            # "Why not sent?" finds the lines of a number, also after the contact's
+            # number changed (xmflows.selectors.runs_matching). Lines with no phone
+            # stay out of it.
+            models.Index(fields=["phone"], name="recipient_phone", condition=~Q(phone="")),
         ]
 
     def __str__(self) -> str:

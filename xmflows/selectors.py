@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Min, QuerySet, Value
+from django.db.models import Count, Min, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -164,16 +164,15 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     numbers = phone_forms(search)
     if numbers:
         # A run keeps its contact's email, not its phone: the runs that texted (or
-        # would have texted) the number are found through their distribution lines.
-        run_ids = (
-            Recipient.objects.filter(
-                contact_id__in=Contact.objects.filter(phone__in=numbers).values("pk"),
-                workflow_run_id__isnull=False,
-            )
-            .values("workflow_run_id")
-            .distinct()
-        )
-        return queryset.filter(pk__in=run_ids)
+        # would have texted) the number are found through their distribution lines,
+        # by the number a line was sent to (an SMS line keeps it, also once the
+        # contact's number has changed) and by the contacts that have it now.
+        lines = Recipient.objects.filter(workflow_run_id__isnull=False)
+        texted = lines.filter(phone__in=numbers).exclude(phone="").values("workflow_run_id")
+        of_contacts = lines.filter(
+            contact_id__in=Contact.objects.filter(phone__in=numbers).values("pk")
+        ).values("workflow_run_id")
+        return queryset.filter(Q(pk__in=texted) | Q(pk__in=of_contacts))
     # The 15-character id finds the runs of its 18-character form, and back.
     return queryset.filter(record_id__in=record_id_forms(search))
 

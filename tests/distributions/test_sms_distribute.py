@@ -292,7 +292,7 @@ def test_the_why_page_finds_the_runs_of_a_phone_number(client, admin_user, outbo
         assert re.findall(r'data-run="(\d+)"', page) == [str(texted.pk)], typed
     page = client.get("/reports/workflows/why/", {"q": "+1 212 555 0123"}).content.decode()
     assert "No run of +1 212 555 0123." in page
-    assert "Runs are found by a phone number through the contacts that have it" in page
+    assert "Runs are found by a phone number through the texts and emails sent with it" in page
     # A local number of another country cannot be read: the page says how to type it.
     page = client.get("/reports/workflows/why/", {"q": "020 7946 0122"}).content.decode()
     assert "looks like a phone number, but not one that can be read" in page
@@ -300,6 +300,19 @@ def test_the_why_page_finds_the_runs_of_a_phone_number(client, admin_user, outbo
     # A record id of digits only is still a record id.
     page = client.get("/reports/workflows/why/", {"q": "500800000012345"}).content.decode()
     assert "Runs are found by the Salesforce record id" in page
+
+
+def test_the_why_page_finds_a_text_by_its_number_after_the_contact_changed_it(
+    client, admin_user, outbox_sms
+):
+    run = send_sms_case(client, make_sms_workflow(owner=admin_user), ContactEmail=None)
+    Contact.objects.update(phone="+14155550188")  # the person has a new number since
+    client.force_login(admin_user)
+    for typed in ("(415) 555-0100", "+1 415 555 0188"):
+        page = client.get("/reports/workflows/why/", {"q": typed}).content.decode()
+        assert re.findall(r'data-run="(\d+)"', page) == [str(run.pk)], typed
+    listed = client.get("/reports/workflows/", {"q": "415-555-0100"}).content.decode()
+    assert f"/reports/workflows/runs/{run.pk}/" in listed
 
 
 def test_an_unreadable_email_with_nothing_else_to_recognise_the_person_fails(
