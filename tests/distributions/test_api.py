@@ -82,6 +82,9 @@ def test_distributions_of_surveys_you_cannot_see_are_hidden(admin_user):
     assert stranger.get("/api/v1/distributions/").json()["count"] == 0
     assert stranger.get(f"/api/v1/distributions/{distribution.pk}/").status_code == 404
     assert stranger.get(f"/api/v1/distributions/{distribution.pk}/recipients/").status_code == 404
+    # An id that is not a number is not found either (was a 500).
+    missing = stranger.get("/api/v1/distributions/abc/recipients/")
+    assert (missing.status_code, missing["Content-Type"]) == (404, "application/json")
     assert APIClient().get("/api/v1/distributions/").status_code in (401, 403)
 
 

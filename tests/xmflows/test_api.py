@@ -665,6 +665,28 @@ def test_unknown_api_paths_answer_json(api_client):
 
 
 @pytest.mark.django_db
+def test_token_writes_to_unknown_api_paths_get_json_not_the_csrf_page(admin_user):
+    # A real HTTP client sends no CSRF token with its API token; the CSRF middleware
+    # must not answer a mistyped URL with its HTML page (the 404 view is exempt).
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.get_or_create(user=admin_user)[0].key
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Token {token}")
+    for method, path in (
+        ("post", "/api/v1/workflows"),
+        ("delete", "/api/v1/workflows/3"),
+        ("post", "/api/v1/nonexistent/"),
+    ):
+        response = getattr(client, method)(path, "{}", content_type="application/json")
+        assert response.status_code == 404, (method, path)
+        assert response["Content-Type"] == "application/json"
+        assert "Not found" in response.json()["detail"]
+    # The real endpoints still take the token without CSRF, as before.
+    assert client.get("/api/v1/workflows/").status_code == 200
+
+
+@pytest.mark.django_db
 def test_add_to_directory_reports_the_mapping_with_the_other_fields_at_once(api_client):
     definition = {
         "name": "x",
