@@ -6,7 +6,7 @@ import pytest
 
 from contacts.models import Contact, Directory, MailingList, Transaction
 from tests.conftest import fixture_bytes, shared_samples
-from tests.factories import event_path, make_contact, make_mailing_list, make_workflow
+from tests.factories import event_path, make_contact, make_mailing_list, make_user, make_workflow
 from tests.soap_builders import build_outbound_message
 from xmflows import task_types
 from xmflows.demo import DEMO_DIRECTORY_NAME, DEMO_MAILING_LIST_NAME, demo_seed
@@ -353,6 +353,31 @@ def test_a_deleted_mailing_list_fails_the_task(client, mailing_list):
     mailing_list.delete()
     post(client, workflow, case_message())
     assert only_task_run().error == f"mailing list {list_id} does not exist"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["embedded_data", "transaction"])
+def test_a_workflow_of_a_non_staff_owner_may_not_change_the_directory(client, mailing_list, mode):
+    # The API lets only staff change contacts (contacts/permissions.py); a workflow
+    # writes on its owner's behalf, so the same rule holds there, with the reason.
+    contact = make_contact(
+        mailing_lists=[mailing_list], first_name="Jonas", email="jonas.berg@example.org"
+    )
+    owner = make_user(username="bob", is_staff=False)
+    workflow = make_workflow(owner=owner, tasks=[directory_task(mailing_list, mode=mode)])
+    post(client, workflow, case_message(First_Name__c="Mallory"))
+    task = only_task_run()
+    assert task.status == "failed"
+    assert task.error == (
+        "the workflow's owner bob may not change the contact directory: only staff "
+        "members can (a staff member can copy the workflow and own the copy)"
+    )
+    contact.refresh_from_db()
+    assert contact.first_name == "Jonas" and not Transaction.objects.exists()
+    # The dry run says the same before anything is sent.
+    client.force_login(make_user(username="staffer"))
+    page = client.get(f"/reports/workflows/runs/{task.run_id}/dry-run/").content.decode()
+    assert "may not change the contact directory" in page
 
 
 @pytest.mark.django_db

@@ -2,11 +2,13 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from contacts.exceptions import ContactError
 from contacts.selectors import contact_find, contact_match
 from contacts.services import clean_embedded_data, transaction_append
+from core.job_memo import memoized
 from core.strict_serializer import StrictSerializer
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
@@ -92,7 +94,24 @@ class AddToDirectory(TaskType):
     def mode(self) -> str:
         return self.config.get("mode") or MODE_EMBEDDED_DATA
 
+    @staticmethod
+    def _check_owner_may_write(ctx: TaskContext) -> None:
+        """The directory is changed by staff only (contacts/permissions.py): a workflow
+        changes it on its owner's behalf, so its owner must be staff too. Checked when
+        the task runs, as a survey's distribute permission is: a copy made by someone
+        else, or an owner no longer staff, fails here with the reason."""
+        owner = memoized(
+            ("user", ctx.owner_id), get_user_model().objects.filter(pk=ctx.owner_id).first
+        )
+        if owner is None or not owner.is_staff:
+            who = owner.get_username() if owner else f"user {ctx.owner_id}"
+            raise TaskError(
+                f"the workflow's owner {who} may not change the contact directory: only "
+                "staff members can (a staff member can copy the workflow and own the copy)"
+            )
+
     def run(self, ctx: TaskContext) -> TaskOutcome:
+        self._check_owner_may_write(ctx)
         if self.mode == MODE_TRANSACTION:
             return self._append_transaction(ctx)
         result = save_contact_from_mapping(
@@ -157,6 +176,7 @@ class AddToDirectory(TaskType):
     def preview(self, ctx: TaskContext) -> dict[str, Any]:
         """The rendered contact and what would happen to it; writes nothing."""
         try:
+            self._check_owner_may_write(ctx)
             mailing_list = load_mailing_list(self.config.get("mailing_list"))
             transaction_mode = self.mode == MODE_TRANSACTION
             values, embedded, warnings = render_contact_values(
