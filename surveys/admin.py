@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.forms import LinesField
+from surveys.deletion import users_of_surveys
 from surveys.exceptions import SurveyError
 from surveys.models import Question, Response, Survey, SurveyCollaborator, SurveyLink
 from surveys.services import (
@@ -76,6 +77,14 @@ class SurveyForm(forms.ModelForm):
 @admin.register(Survey)
 class SurveyAdmin(admin.ModelAdmin):
     form = SurveyForm
+
+    def get_deleted_objects(self, objs, request):
+        # A workflow that distributes the survey is listed as protected, and the admin
+        # then refuses the deletion, as for a PROTECT key (surveys/deletion.py).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = users_of_surveys(obj.pk for obj in objs)
+        return deleted, counts, perms_needed, [*protected, *users]
+
     list_display = ["name", "owner", "status", "question_count", "created_at"]
     list_filter = ["status"]
     search_fields = ["name"]

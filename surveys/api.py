@@ -11,6 +11,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response as ApiResponse
 
 from core.params import api_id_param
+from surveys.deletion import users_of_surveys
 from surveys.exceptions import SurveyError
 from surveys.models import Survey
 from surveys.selectors import response_list, survey_list_visible
@@ -98,6 +99,15 @@ class SurveyViewSet(viewsets.ModelViewSet):
             serializer.instance = survey_update(survey=survey, data=data)
         except SurveyError as error:
             raise _validation_error(error) from error
+
+    def destroy(self, request, *args, **kwargs):
+        users = users_of_surveys([self.get_object().pk])
+        if users:
+            # As for a mailing list a workflow uses (contacts/api.py): 409, naming them.
+            return ApiResponse(
+                {"detail": f"cannot delete: {'; '.join(users)}"}, status=status.HTTP_409_CONFLICT
+            )
+        return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance: Survey) -> None:
         try:

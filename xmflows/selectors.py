@@ -658,21 +658,31 @@ def _age(delta: timedelta) -> str:
     return f"{seconds // 86400} days"
 
 
-def tasks_using_mailing_lists(ids: set[int]) -> list[str]:
-    """One sentence per workflow task whose config names one of the mailing lists (a
-    contacts.deletion guard: deleting the list would break every run of it)."""
+def _tasks_naming(key: str, noun: str, ids: set[int]) -> list[str]:
+    """One sentence per workflow task whose config names one of `ids` under `key`."""
     from xmflows.models import Task
 
     found = []
     tasks = Task.objects.select_related("workflow").order_by("workflow__name", "position")
     for task in tasks:
-        value = (task.config or {}).get("mailing_list")
+        value = (task.config or {}).get(key)
         if isinstance(value, int) and value in ids:
             found.append(
                 f"workflow '{task.workflow.name}' (id {task.workflow_id}), task "
-                f"{task.position + 1}, uses mailing list {value}"
+                f"{task.position + 1}, uses {noun} {value}"
             )
     return found
+
+
+def tasks_using_mailing_lists(ids: set[int]) -> list[str]:
+    """A contacts.deletion guard: deleting a list a task names would break every run."""
+    return _tasks_naming("mailing_list", "mailing list", ids)
+
+
+def tasks_using_surveys(ids: set[int]) -> list[str]:
+    """A surveys.deletion guard: deleting a survey a task distributes would fail every
+    run, and the workflow's export could not be imported again."""
+    return _tasks_naming("survey", "survey", ids)
 
 
 def redeliveries(runs: Iterable[Run], *, scan: int = 500) -> dict[int, list[Delivery]]:

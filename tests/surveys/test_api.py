@@ -292,3 +292,28 @@ def test_the_browsable_api_form_posts_a_survey(client, admin_user):
     )
     assert response.status_code == 201, response.content
     assert Survey.objects.get().name == "From the form"
+
+
+@pytest.mark.django_db
+def test_a_survey_a_workflow_distributes_is_not_deleted(api_client, admin_user, client):
+    # The task names the survey inside its JSON config (no foreign key): deleting it
+    # would fail every later run and break the workflow's export; 409 names the users.
+    from tests.factories import make_workflow
+    from xmflows.models import Task
+
+    survey = make_survey(owner=admin_user, name="In use")
+    unused = make_survey(owner=admin_user, name="Unused")
+    workflow = make_workflow(owner=admin_user, name="Closed cases")
+    Task.objects.create(
+        workflow=workflow, position=0, type="distribute_survey", config={"survey": survey.pk}
+    )
+    reason = f"workflow 'Closed cases' (id {workflow.pk}), task 1, uses survey {survey.pk}"
+    answer = api_client.delete(f"/api/v1/surveys/{survey.pk}/")
+    assert answer.status_code == 409
+    assert answer.json() == {"detail": f"cannot delete: {reason}"}
+    client.force_login(make_user(username="root", is_superuser=True))
+    page = client.get(f"/admin/surveys/survey/{survey.pk}/delete/").content.decode()
+    assert "Cannot delete survey" in page and f"uses survey {survey.pk}" in page
+    client.post(f"/admin/surveys/survey/{survey.pk}/delete/", {"post": "yes"})
+    assert Survey.objects.filter(pk=survey.pk).exists()
+    assert api_client.delete(f"/api/v1/surveys/{unused.pk}/").status_code == 204
