@@ -101,21 +101,18 @@ class SurveyViewSet(viewsets.ModelViewSet):
             raise _validation_error(error) from error
 
     def destroy(self, request, *args, **kwargs):
-        users = users_of_surveys([self.get_object().pk])
-        if users:
-            # As for a mailing list a workflow uses (contacts/api.py): 409, naming them.
-            return ApiResponse(
-                {"detail": f"cannot delete: {'; '.join(users)}"}, status=status.HTTP_409_CONFLICT
-            )
-        return super().destroy(request, *args, **kwargs)
-
-    def perform_destroy(self, instance: Survey) -> None:
+        survey = self.get_object()
+        # In use: 409 naming what uses it, as for a mailing list (contacts/api.py).
+        users = users_of_surveys([survey.pk])
         try:
-            instance.delete()
-        except ProtectedError as error:
-            raise ValidationError(
-                {"non_field_errors": ["the survey has distributions; deactivate it instead"]}
-            ) from error
+            if not users:
+                survey.delete()
+                return ApiResponse(status=status.HTTP_204_NO_CONTENT)
+        except ProtectedError:
+            users = ["the survey has distributions; deactivate it instead"]
+        return ApiResponse(
+            {"detail": f"cannot delete: {'; '.join(users)}"}, status=status.HTTP_409_CONFLICT
+        )
 
     def _status_change(self, change) -> ApiResponse:
         survey = self.get_object()

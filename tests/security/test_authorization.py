@@ -251,9 +251,9 @@ WRITES: list[tuple] = [
      {"name": "Renamed"}, (401, 403, 200, 200, 403)),
     ("close a survey", "post", lambda w: f"/api/v1/surveys/{w.survey.pk}/deactivate/",
      {}, (401, 403, 200, 200, 403)),
-    # 400: the survey has a response, so it is kept
+    # 409: a workflow distributes the survey, and it has distributions: it is kept
     ("delete a survey", "delete", lambda w: f"/api/v1/surveys/{w.survey.pk}/",
-     None, (401, 403, 400, 400, 403)),
+     None, (401, 403, 409, 409, 403)),
     ("edit a contact", "patch", lambda w: f"/api/v1/contacts/{w.line.contact_id}/",
      {"first_name": "Edited"}, (401, 200, 200, 200, 403)),
     ("add a verified sender", "post", lambda w: "/api/v1/verified-senders/",

@@ -316,4 +316,14 @@ def test_a_survey_a_workflow_distributes_is_not_deleted(api_client, admin_user, 
     assert "Cannot delete survey" in page and f"uses survey {survey.pk}" in page
     client.post(f"/admin/surveys/survey/{survey.pk}/delete/", {"post": "yes"})
     assert Survey.objects.filter(pk=survey.pk).exists()
+    # A survey no workflow names but with distributions is kept too, also with 409.
+    Task.objects.all().delete()
+    from distributions.models import Distribution
+
+    Distribution.objects.create(survey=survey, channel="email", created_by=admin_user)
+    answer = api_client.delete(f"/api/v1/surveys/{survey.pk}/")
+    assert (answer.status_code, answer.json()) == (
+        409,
+        {"detail": "cannot delete: the survey has distributions; deactivate it instead"},
+    )
     assert api_client.delete(f"/api/v1/surveys/{unused.pk}/").status_code == 204
