@@ -121,6 +121,15 @@ class WorkflowSerializer(StrictSerializer):
         return workflow_create(owner=self.context["request"].user, definition=validated_data)
 
     def update(self, instance: Workflow, validated_data: dict) -> Workflow:
+        if not self.partial:
+            # PUT replaces the whole definition: what it leaves out is empty, as in a
+            # POST, not kept from before (its defaulted keys, `enabled` among them,
+            # were already reset; conditions and tasks were kept, which no one expects).
+            validated_data.setdefault("conditions", {})
+            validated_data.setdefault("tasks", [])
+            event = validated_data.get("event")
+            if isinstance(event, dict):
+                event.setdefault("organization_id", None)
         return workflow_update(
             workflow=instance, user=self.context["request"].user, definition=validated_data
         )

@@ -271,6 +271,29 @@ def test_owner_can_put_patch_and_delete(api_client):
     assert not Workflow.objects.exists()
 
 
+def test_put_replaces_the_definition_what_it_leaves_out_is_empty(api_client):
+    task = {
+        "type": "add_to_directory",
+        "mode": "embedded_data",
+        "mailing_list": make_mailing_list().pk,
+        "contact": {"first_name": "a", "last_name": "b", "email": "${event://ContactEmail}"},
+        "embedded_data": {},
+    }
+    data = create(
+        api_client,
+        definition(event={"object": "Case", "organization_id": "00D8a000000XyZa"}, tasks=[task]),
+    )
+    assert data["conditions"] and data["tasks"]
+    url = f"/api/v1/workflows/{data['id']}/"
+    api_client.patch(url, {"enabled": False}, format="json")
+    response = api_client.put(url, {"name": "Bare", "event": {"object": "Case"}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["conditions"], body["tasks"], body["enabled"]) == ({}, [], True)
+    assert body["event"]["organization_id"] is None
+    assert api_client.get(url).json() == body
+
+
 def test_patch_keeps_what_it_does_not_mention(api_client, client):
     data = create(
         api_client,
