@@ -12,6 +12,7 @@ from contacts.services import (
     contact_create,
     contact_update,
 )
+from core.strict_serializer import StrictKeysMixin
 
 
 class DirectorySerializer(serializers.ModelSerializer):
@@ -85,7 +86,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OptedOutSerializer(serializers.Serializer):
+class OptedOutSerializer(StrictKeysMixin, serializers.Serializer):
     email = serializers.BooleanField(required=False)
     sms = serializers.BooleanField(required=False)
 
@@ -100,7 +101,7 @@ class EmbeddedDataField(serializers.DictField):
         )
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(StrictKeysMixin, serializers.ModelSerializer):
     """A contact as the API shows it; staff may create and edit contacts by hand."""
 
     opted_out = OptedOutSerializer(required=False)

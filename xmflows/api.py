@@ -12,6 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from core.params import api_id_param, parse_id
+from core.strict_serializer import StrictSerializer
 from xmflows.models import Delivery, DeliveryOutcome, Run, RunStatus, TaskRun, Workflow
 from xmflows.permissions import OwnerEditsOthersRead
 from xmflows.selectors import runs_matching
@@ -45,7 +46,7 @@ def _date_filter(queryset, field: str, params, name: str, *, upper: bool = False
     return queryset.filter(**{f"{field}__{lookup}": value})
 
 
-class WorkflowCopySerializer(serializers.Serializer):
+class WorkflowCopySerializer(StrictSerializer):
     """The body of a copy: an optional name (else "Copy of <name>")."""
 
     name = serializers.CharField(

@@ -294,3 +294,34 @@ def test_a_directory_with_contacts_cannot_be_deleted(api_client):
     response = api_client.delete(f"/api/v1/directories/{directory.pk}/")
     assert response.status_code == 409
     assert "still has contacts" in response.json()["detail"]
+
+
+def test_unknown_contact_keys_are_refused_not_dropped(api_client):
+    directory = make_directory()
+    created = api_client.post(
+        "/api/v1/contacts/",
+        {"directory": directory.pk, "email": "p6@example.org", "nickname": "x"},
+        format="json",
+    )
+    assert created.status_code == 400
+    assert "nickname" in created.json()
+    contact = make_contact(directory=directory, first_name="Ada")
+    url = f"/api/v1/contacts/{contact.pk}/"
+    typo = api_client.patch(url, {"first_nme": "X"}, format="json")
+    assert typo.status_code == 400 and "first_nme" in typo.json()
+    fax = api_client.patch(url, {"opted_out": {"fax": True}}, format="json")
+    assert fax.status_code == 400 and "fax" in str(fax.json())
+    contact.refresh_from_db()
+    assert contact.first_name == "Ada"
+
+
+def test_unknown_keys_of_a_workflow_copy_are_refused(api_client):
+    from tests.factories import make_workflow
+    from xmflows.models import Workflow
+
+    workflow = make_workflow(owner=make_user(username="copied"))
+    answer = api_client.post(
+        f"/api/v1/workflows/{workflow.pk}/copy/", {"nmae": "Mine"}, format="json"
+    )
+    assert answer.status_code == 400 and "nmae" in answer.json()
+    assert Workflow.objects.count() == 1
