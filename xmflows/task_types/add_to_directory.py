@@ -2,13 +2,11 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from contacts.exceptions import ContactError
 from contacts.selectors import contact_find, contact_match
 from contacts.services import clean_embedded_data, transaction_append
-from core.job_memo import memoized
 from core.strict_serializer import StrictSerializer
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
@@ -100,9 +98,7 @@ class AddToDirectory(TaskType):
         changes it on its owner's behalf, so its owner must be staff too. Checked when
         the task runs, as a survey's distribute permission is: a copy made by someone
         else, or an owner no longer staff, fails here with the reason."""
-        owner = memoized(
-            ("user", ctx.owner_id), get_user_model().objects.filter(pk=ctx.owner_id).first
-        )
+        owner = ctx.owner()
         if owner is None or not owner.is_staff:
             who = owner.get_username() if owner else f"user {ctx.owner_id}"
             raise TaskError(

@@ -3,8 +3,10 @@
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.job_memo import memoized
 from core.piped_text import RenderContext
 
 
@@ -48,6 +50,11 @@ class TaskContext:
 
     def render_context(self, **overrides: Any) -> RenderContext:
         return RenderContext(event_fields=self.fields, event_facts=self.event_facts(), **overrides)
+
+    def owner(self):
+        """The workflow's owner (None if deleted), read once per job (core.job_memo)."""
+        users = get_user_model().objects
+        return memoized(("user", self.owner_id), users.filter(pk=self.owner_id).first)
 
 
 @dataclass

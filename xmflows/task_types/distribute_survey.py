@@ -25,7 +25,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -255,9 +254,7 @@ class DistributeSurvey(TaskType):
             raise TaskError(f"channel '{self.channel}' is not available yet")
         if survey.status != SurveyStatus.ACTIVE:
             raise TaskError("survey is not active")
-        owner = memoized(
-            ("user", ctx.owner_id), get_user_model().objects.filter(pk=ctx.owner_id).first
-        )
+        owner = ctx.owner()
         if not survey_can_distribute(survey=survey, user=owner):
             who = owner.get_username() if owner else f"user {ctx.owner_id}"
             raise TaskError(
