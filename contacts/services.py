@@ -198,10 +198,8 @@ def contact_upsert(
     """
     clean, data = _clean_all(directory, values, embedded_data)
     _require_identity(clean)
-    if mailing_list is not None and mailing_list.directory_id != directory.pk:
-        raise ContactError(
-            f"mailing list {mailing_list.pk} belongs to another directory", field="mailing_list"
-        )
+    if mailing_list is not None:
+        _check_mailing_lists(directory.pk, [mailing_list], field="mailing_list")
     for attempt in range(1, _UPSERT_ATTEMPTS + 1):
         try:
             with transaction.atomic():
@@ -292,11 +290,7 @@ def transaction_append(
     )
     added = False
     if mailing_list is not None:
-        if mailing_list.directory_id != contact.directory_id:
-            raise ContactError(
-                f"mailing list {mailing_list.pk} belongs to another directory",
-                field="mailing_list",
-            )
+        _check_mailing_lists(contact.directory_id, [mailing_list], field="mailing_list")
         if not mailing_list.contacts.filter(pk=contact.pk).exists():
             mailing_list.contacts.add(contact)
             added = True
@@ -337,13 +331,15 @@ def _check_keys_free(directory: Directory, values: Mapping[str, str], exclude_pk
             raise DuplicateContactError(_DUPLICATE_MESSAGES[key], field=key)
 
 
-def _check_mailing_lists(directory: Directory, mailing_lists: Iterable[MailingList]) -> list:
+def _check_mailing_lists(
+    directory_id: int, mailing_lists: Iterable[MailingList], *, field: str = "mailing_lists"
+) -> list:
+    """The lists, each of the directory; ContactError (on `field`) for one that is not."""
     lists = list(mailing_lists)
     for mailing_list in lists:
-        if mailing_list.directory_id != directory.pk:
+        if mailing_list.directory_id != directory_id:
             raise ContactError(
-                f"mailing list {mailing_list.pk} belongs to another directory",
-                field="mailing_lists",
+                f"mailing list {mailing_list.pk} belongs to another directory", field=field
             )
     return lists
 
@@ -372,7 +368,7 @@ def contact_create(
     data reference within the directory with DuplicateContactError."""
     clean, data = _clean_all(directory, values, embedded_data)
     _require_identity(clean)
-    lists = _check_mailing_lists(directory, mailing_lists)
+    lists = _check_mailing_lists(directory.pk, mailing_lists)
     _check_keys_free(directory, clean)
     contact = Contact(directory=directory, embedded_data=data, **clean)
     _save_checked(contact, clean, force_insert=True)
@@ -406,7 +402,7 @@ def contact_update(
         contact.embedded_data = data
     _save_checked(contact, clean)
     if mailing_lists is not None:
-        contact.mailing_lists.set(_check_mailing_lists(directory, mailing_lists))
+        contact.mailing_lists.set(_check_mailing_lists(directory.pk, mailing_lists))
     for channel, value in (opted_out or {}).items():
         contact_set_opt_out(contact=contact, channel=channel, opted_out=bool(value), source=source)
     return contact
