@@ -166,7 +166,8 @@ AUTH_PASSWORD_VALIDATORS = [
 if TESTING:
     # Test users need no slow key stretching; a suite creates hundreds of them.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/workflows/"
 
 REST_FRAMEWORK = {

@@ -53,6 +53,7 @@ from xmflows.serializers import WorkflowSerializer
 from xmflows.services import (
     EventTestRefused,
     NotOwnerError,
+    can_see_secrets,
     workflow_event_test,
     workflow_export,
 )
@@ -417,6 +418,8 @@ def builder_context(
     )
     return {
         "workflow": workflow,
+        "may_see_event_url": workflow is not None
+        and can_see_secrets(user=request.user, owner_id=workflow.owner_id),
         "form": _form_view(state, errors),
         "readonly": readonly,
         "menu": menu,

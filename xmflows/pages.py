@@ -20,7 +20,9 @@ from xmflows.services import (
     NotOwnerError,
     RetryRefused,
     can_operate,
+    can_see_secrets,
     run_retry,
+    without_links,
     workflow_copy,
     workflow_delete,
     workflow_export,
@@ -149,6 +151,10 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
     if run is None:
         raise Http404("no such run")
     explanation = selectors.run_explanations([run])[run.pk]
+    if not can_see_secrets(user=request.user, owner_id=run.workflow.owner_id):
+        # Shown, not saved: the personal links stay the owner's and staff's to see.
+        for task_run in explanation.task_runs:
+            task_run.output = without_links(task_run.output)
     payload = run.notification.payload
     context = {
         "run": run,

@@ -8,24 +8,24 @@ from core.strict_serializer import StrictSerializer
 from xmflows import task_types
 from xmflows.conditions import validate_conditions
 from xmflows.models import Delivery, EventType, OnFailure, Run, Workflow
-from xmflows.services import workflow_create, workflow_export, workflow_update
+from xmflows.services import (
+    can_see_secrets,
+    without_links,
+    workflow_create,
+    workflow_export,
+    workflow_update,
+)
 
 OBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
-# Task output keys whose values are personal survey links (bearer secrets).
-LINK_OUTPUT_KEYS = frozenset({"survey_link"})
 
 
 def may_see_secrets(serializer: serializers.BaseSerializer, owner_id: int) -> bool:
-    """Whether the requesting user may see bearer secrets of a workflow: its event URL
-    (whoever holds it can post events that send surveys) and the personal survey links
-    its runs created (whoever holds one answers as that person). Staff and the
-    workflow's owner may; other signed-in users (integrators' API tokens) read the
-    workflow and its runs without them. Without a request (internal use) they show."""
+    """services.can_see_secrets for the requesting user; without a request (internal
+    use) the secrets show."""
     request = serializer.context.get("request")
     if request is None:
         return True
-    user = request.user
-    return bool(user.is_staff or user.pk == owner_id)
+    return can_see_secrets(user=request.user, owner_id=owner_id)
 
 
 ORGANIZATION_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
@@ -184,10 +184,7 @@ class RunSerializer(serializers.ModelSerializer):
             and not may_see_secrets(self, instance.workflow.owner_id)
         )
         for task in data["tasks"] if hidden else ():
-            output = task.get("output")
-            if isinstance(output, dict):
-                for key in LINK_OUTPUT_KEYS & output.keys():
-                    output[key] = None
+            task["output"] = without_links(task.get("output"))
         return data
 
 

@@ -155,6 +155,26 @@ def run_retry(*, run: Run) -> Run:
     return run
 
 
+# Task output keys that hold a personal survey link: whoever holds one answers (or
+# opts out) as that person.
+LINK_OUTPUT_KEYS = frozenset({"survey_link"})
+
+
+def can_see_secrets(*, user, owner_id: int | None) -> bool:
+    """Whether `user` may see a workflow's bearer secrets: its event URL (whoever holds
+    it can post events that send surveys) and the personal survey links its runs
+    created. Staff and the workflow's owner may; other signed-in users (analysts,
+    integrators' API tokens) read the workflow and its runs without them."""
+    return bool(user.is_staff or (owner_id is not None and user.pk == owner_id))
+
+
+def without_links(output):
+    """A task run's output with its personal survey links blanked (None)."""
+    if not isinstance(output, dict) or not LINK_OUTPUT_KEYS & output.keys():
+        return output
+    return {**output, **dict.fromkeys(LINK_OUTPUT_KEYS & output.keys())}
+
+
 def can_operate(*, workflow: Workflow, user) -> bool:
     """Who may make a workflow run (retry, replay, event test): its owner, or staff.
     Editing stays the owner's alone (NotOwnerError)."""

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from distributions.models import OutboxMessage, Recipient, VerifiedSender
+from surveys.models import SurveyCollaborator
 from tests.browser.conftest import PASSWORD, log_in, screenshot
 from tests.conftest import fixture_bytes
 from tests.factories import make_contact, make_mailing_list, make_survey, make_workflow
@@ -267,6 +268,40 @@ def test_download_a_distribution_history_csv(page, demo_data):
     assert rows[0][:3] == ["Distribution ID", "Contact ID", "First Name"]
     assert rows[1][4] == "jonas.berg@example.org" and rows[1][8] == "Sent"
     assert rows[1][18] == RECORD_ID
+
+
+def test_an_analyst_signs_in_and_downloads_the_history_csv(page, demo_data):
+    """A user who is not staff: the sign-in page any page leads to, the reports, the
+    CSV of a survey shared with them, no event URL of the admin's workflow, sign out."""
+    workflow = demo_workflow(demo_data)
+    post_sample(workflow.event.url)
+    survey = demo_data["survey"]
+    analyst = get_user_model().objects.create_user("analyst", "analyst@example.com", PASSWORD)
+    SurveyCollaborator.objects.create(survey=survey, user=analyst, can_view=True)
+    page.goto(f"/surveys/{survey.pk}/distributions/")
+    assert "/accounts/login/?next=" in page.url
+    page.fill("#id_username", "analyst")
+    page.fill("#id_password", PASSWORD)
+    screenshot(page, "11-sign-in")
+    page.click("#sign-in")
+    page.wait_for_url(f"**/surveys/{survey.pk}/distributions/")
+    assert page.locator("header.site a[href='/admin/']").count() == 0
+    page.click("#survey-report-link")
+    page.wait_for_selector("svg.chart")
+    with page.expect_download() as download_info:
+        page.click("#download-survey-csv")
+    content = open(download_info.value.path(), encoding="utf-8").read()  # noqa: SIM115
+    rows = list(csv.reader(io.StringIO(content.removeprefix("\ufeff"))))
+    assert rows[1][4] == "jonas.berg@example.org" and rows[1][8] == "Sent"
+    page.goto(f"/workflows/{workflow.pk}/")
+    assert page.locator("#event-url").count() == 0
+    assert page.locator("#event-url-hidden").is_visible()
+    assert workflow.event.token not in page.content()
+    screenshot(page, "12-analyst-workflow-page")
+    page.click("#sign-out")
+    page.wait_for_url("**/accounts/login/")
+    page.goto("/reports/workflows/")
+    assert "/accounts/login/?next=" in page.url
 
 
 def test_dry_run_then_replay_for_real(page, demo_data):

@@ -189,7 +189,7 @@ def test_anonymous_is_refused(survey, distribution, path):
     assert bad.status_code == 401
     browser = Client().get(url, HTTP_ACCEPT="text/html,application/xhtml+xml")
     assert browser.status_code == 302
-    assert browser["Location"].startswith("/admin/login/")
+    assert browser["Location"].startswith("/accounts/login/")
 
 
 def test_a_user_who_cannot_see_the_survey_is_refused(survey, distribution):

@@ -46,7 +46,7 @@ def test_distributions_tab_needs_login_and_access(admin_user):
     survey = make_survey(owner=admin_user)
     anonymous = Client().get(f"/surveys/{survey.pk}/distributions/")
     assert anonymous.status_code == 302
-    assert anonymous["Location"].startswith("/admin/login/")
+    assert anonymous["Location"].startswith("/accounts/login/")
     stranger = _logged_in(make_user(username="zed"))
     assert stranger.get(f"/surveys/{survey.pk}/distributions/").status_code == 403
     empty = _logged_in(admin_user).get(f"/surveys/{survey.pk}/distributions/")

@@ -3,10 +3,12 @@
 URLs are walked from the resolver (tests/security/urls.py), so a URL added without a
 decision here fails `test_every_url_has_an_expected_status`. Roles: anonymous, another
 staff member who owns nothing ("other"), the owner of the workflow and survey (a
-staff member), a superuser, and a signed-in user who is not staff, who can only hold
-an API token ("nonstaff": the admin login refuses them, so pages never see one).
+staff member), a superuser, and a signed-in user who is not staff ("nonstaff": with
+an API token in the matrix, and with a browser session, signed in at /accounts/login/,
+in test_nonstaff_pages).
 
-Legend: L = a redirect to the admin login page; 200, 401, 403, 404, 405 as HTTP.
+Legend: L = a redirect to a login page (/accounts/login/, or the admin's own for
+admin URLs); 200, 401, 403, 404, 405 as HTTP.
 Requests are GETs; the ownership rules of writes are in test_ownership_of_writes.
 """
 
@@ -106,6 +108,16 @@ EXPECTED: dict[str, tuple] = {
     "distribution-report": (L, 200, 200, 200, None),
     "survey-distributions": (L, 403, 200, 200, None),
     "outbox": (L, 200, 200, 200, None),
+    # --- Signing in (every user: the admin's login page takes staff only).
+    "login": (200, 302, 302, 302, None),  # signed in already: on to the workflows
+    "logout": (405, 405, 405, 405, None),  # POST only
+    "password_change": (L, 200, 200, 200, None),
+    "password_change_done": (L, 200, 200, 200, None),
+}
+# A signed-in user who is not staff, in a browser session: like the staff member who
+# owns nothing ("other"), except where staff alone are let in.
+NONSTAFF_PAGES_DIFFER = {
+    "outbox": 403,  # every email's body, personal links included
 }
 # Pages and API routes that share a name (reverse() picks by arguments): told apart
 # by their route.
@@ -185,7 +197,9 @@ def admin_expected(case: UrlCase, world_has_object: bool) -> tuple:
 
 
 def observed(response) -> object:
-    if response.status_code == 302 and response["Location"].startswith("/admin/login/"):
+    if response.status_code == 302 and response["Location"].startswith(
+        ("/admin/login/", "/accounts/login/")
+    ):
         return L
     return response.status_code
 
@@ -231,6 +245,36 @@ def test_every_url_has_an_expected_status(world):
     assert not unknown, "URLs the matrix does not know:\n" + "\n".join(unknown)
     assert not mismatches, "authorization matrix mismatches:\n" + "\n".join(mismatches)
     record("authorization matrix", urls=len(all_url_cases()), requests=requests, mismatches=0)
+
+
+def test_nonstaff_pages(world):
+    """A user who is not staff, signed in with a browser session: every page as the
+    staff member who owns nothing sees it, except NONSTAFF_PAGES_DIFFER; no admin URL
+    lets them in (the admin's login page answers, saying they are not authorized)."""
+    client = world.client("nonstaff")
+    other = world.client("other")
+    mismatches: list[str] = []
+    pages = 0
+    for case in sorted(all_url_cases(), key=lambda c: c.route):
+        try:
+            path = url_for(case, world)
+        except UnknownUrl:
+            continue  # test_every_url_has_an_expected_status names it
+        if case.name.startswith("admin:"):
+            if case.name in {"admin:login", "admin:logout"}:
+                continue  # the admin's own sign-in and sign-out pages
+            expected = L
+        else:
+            key = page_key(case)
+            if EXPECTED.get(key, (None,))[-1] is not None:
+                continue  # not a page: the token column of the matrix covers it
+            expected = NONSTAFF_PAGES_DIFFER.get(key, observed(other.get(path)))
+            pages += 1
+        got = observed(client.get(path))
+        if got != expected:
+            mismatches.append(f"{path:<60} expected {expected}, got {got}")
+    assert pages >= 25
+    assert not mismatches, "nonstaff page mismatches:\n" + "\n".join(mismatches)
 
 
 # --- writes: who may change what ----------------------------------------------------

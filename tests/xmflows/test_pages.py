@@ -27,7 +27,7 @@ def post_sample(client, workflow, name="salesforce/case_batch_3.xml"):
 def test_pages_require_login(client, path):
     response = client.get(path)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/accounts/login/")
 
 
 def test_workflow_detail_shows_event_url_and_copy_button(client):

@@ -1,0 +1,147 @@
+"""Signing in to the browser pages: every user, staff or not (SPEC: analysts read
+reports and download CSV), at /accounts/login/; and what a user who is not staff
+sees there: no event URL or personal survey link of someone else's workflow."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from django.test import Client
+
+from surveys.models import SurveyCollaborator
+from tests.factories import make_user
+from tests.security.world import PASSWORD, build_world
+
+pytestmark = pytest.mark.django_db
+
+
+def sign_in(client: Client, username: str, password: str = PASSWORD, next_url: str = ""):
+    page = client.get(f"/accounts/login/?next={next_url}" if next_url else "/accounts/login/")
+    assert page.status_code == 200
+    return client.post(
+        "/accounts/login/", {"username": username, "password": password, "next": next_url}
+    )
+
+
+@pytest.fixture
+def analyst():
+    user = make_user(username="analyst", is_staff=False, password=PASSWORD)
+    assert not user.is_staff
+    return user
+
+
+def test_a_page_sends_a_visitor_to_the_sign_in_page_and_back(analyst):
+    client = Client()
+    refused = client.get("/reports/distributions/")
+    assert refused.status_code == 302
+    assert refused["Location"] == "/accounts/login/?next=/reports/distributions/"
+    signed_in = sign_in(client, "analyst", next_url="/reports/distributions/")
+    assert signed_in.status_code == 302
+    assert signed_in["Location"] == "/reports/distributions/"
+    page = client.get("/reports/distributions/").content.decode()
+    assert 'id="sign-out"' in page
+    assert "analyst" in page
+    assert 'href="/admin/"' not in page  # the admin would refuse them
+    assert 'href="/outbox/"' not in page  # staff only
+
+
+def test_the_admin_login_alone_would_refuse_a_user_who_is_not_staff(analyst):
+    # Why /accounts/login/ exists: the admin's page takes staff members only.
+    client = Client()
+    client.post("/admin/login/", {"username": "analyst", "password": PASSWORD})
+    assert client.get("/workflows/").status_code == 302
+    assert sign_in(Client(), "analyst").status_code == 302
+
+
+def test_a_wrong_password_says_so_and_signs_no_one_in(analyst):
+    client = Client()
+    refused = sign_in(client, "analyst", password="wrong")
+    assert refused.status_code == 200
+    assert "Please enter a correct username and password" in html.unescape(refused.content.decode())
+    assert client.get("/workflows/").status_code == 302
+
+
+def test_next_never_leads_off_site(analyst):
+    signed_in = sign_in(Client(), "analyst", next_url="https://evil.example/")
+    assert signed_in.status_code == 302
+    assert signed_in["Location"] == "/workflows/"
+
+
+def test_sign_out_is_a_post_and_ends_the_session(analyst):
+    client = Client()
+    sign_in(client, "analyst")
+    assert client.get("/accounts/logout/").status_code == 405
+    assert client.get("/workflows/").status_code == 200
+    out = client.post("/accounts/logout/")
+    assert out.status_code == 302
+    assert out["Location"] == "/accounts/login/"
+    assert client.get("/workflows/").status_code == 302
+
+
+def test_a_user_changes_their_own_password(analyst):
+    client = Client()
+    sign_in(client, "analyst")
+    form = client.get("/accounts/password/")
+    assert form.status_code == 200
+    wrong = client.post(
+        "/accounts/password/",
+        {"old_password": "nope", "new_password1": "N3w-pass!", "new_password2": "N3w-pass!"},
+    )
+    assert wrong.status_code == 200
+    assert "old password was entered incorrectly" in html.unescape(wrong.content.decode())
+    changed = client.post(
+        "/accounts/password/",
+        {"old_password": PASSWORD, "new_password1": "N3w-pass!", "new_password2": "N3w-pass!"},
+    )
+    assert changed.status_code == 302
+    assert client.get(changed["Location"]).status_code == 200
+    assert client.get("/workflows/").status_code == 200  # still signed in here
+    assert sign_in(Client(), "analyst", password="N3w-pass!").status_code == 302
+    assert sign_in(Client(), "analyst").status_code == 200  # the old one is refused
+
+
+def test_an_analyst_downloads_a_shared_surveys_history_csv_in_the_browser(settings):
+    world = build_world(settings)
+    client = Client()
+    assert sign_in(client, "integrator").status_code == 302  # the world's non-staff user
+    url = f"/surveys/{world.survey.pk}/distribution-history.csv"
+    assert client.get(url).status_code == 403  # not shared with them yet
+    SurveyCollaborator.objects.create(
+        survey=world.survey, user=world.users["nonstaff"], can_view=True
+    )
+    download = client.get(url)
+    assert download.status_code == 200
+    assert download["Content-Type"].startswith("text/csv")
+    body = b"".join(download.streaming_content).decode("utf-8-sig")
+    assert world.line.to_address in body
+
+
+def test_someone_elses_event_url_and_survey_links_stay_hidden_from_a_user_who_is_not_staff(
+    settings,
+):
+    world = build_world(settings)
+    token = world.workflow.event.token
+    link_token = world.link.token
+    pages = [f"/workflows/{world.workflow.pk}/", f"/reports/workflows/runs/{world.run.pk}/"]
+    nonstaff = Client()
+    sign_in(nonstaff, "integrator")
+    for path in pages:
+        page = nonstaff.get(path)
+        assert page.status_code == 200, path
+        text = page.content.decode()
+        assert token not in text, path
+        assert link_token not in text, path
+    assert "Shown to the workflow's owner (owner) and staff members only" in html.unescape(
+        nonstaff.get(pages[0]).content.decode()
+    )
+    # Staff members and the owner see both, as before.
+    for role in ("other", "owner"):
+        client = world.client(role)
+        assert token in client.get(pages[0]).content.decode(), role
+        assert link_token in client.get(pages[1]).content.decode(), role
+    # A copy is theirs, with its own URL, which they see.
+    copied = nonstaff.post(f"/workflows/{world.workflow.pk}/copy/")
+    assert copied.status_code == 302
+    own = nonstaff.get(copied["Location"]).content.decode()
+    assert 'id="copy-url"' in own
