@@ -45,6 +45,7 @@ base = os.environ["PUBLIC_BASE_URL"]
 print(f"""
 xmflows is starting on {base}/
 
+  Sign in:        {base}/accounts/login/  (workflows, reports; any user)
   Admin:          {base}/admin/
   Username:       {demo['admin_username']}
   Password:       {demo['admin_password']}

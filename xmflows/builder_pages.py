@@ -57,6 +57,7 @@ from xmflows.services import (
     workflow_event_test,
     workflow_export,
 )
+from xmflows.task_types.add_to_directory import AddToDirectory, owner_refusal
 
 OPERATOR_LABELS = {
     "equals": "equals",
@@ -420,6 +421,7 @@ def builder_context(
         "workflow": workflow,
         "may_see_event_url": workflow is not None
         and can_see_secrets(user=request.user, owner_id=workflow.owner_id),
+        "task_notices": _task_notices(state, owner=workflow.owner if workflow else request.user),
         "form": _form_view(state, errors),
         "readonly": readonly,
         "menu": menu,
@@ -427,6 +429,15 @@ def builder_context(
         "sample_runs": selectors.sample_runs(workflow=workflow, object_name=state.object_name),
         **_choices(request.user, state),
     }
+
+
+def _task_notices(state: FormState, *, owner) -> list[str]:
+    """What will make every run fail whatever the message, said before one does."""
+    if any(task.type == AddToDirectory.key for task in state.tasks):
+        refusal = owner_refusal(owner)
+        if refusal:
+            return [f"The Add to directory task will fail on every run: {refusal}."]
+    return []
 
 
 def _merge(*sources: dict[str, list[str]]) -> dict[str, list[str]]:

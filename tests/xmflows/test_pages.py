@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import fixture_bytes
-from tests.factories import event_path, make_user, make_workflow
+from tests.factories import event_path, make_mailing_list, make_user, make_workflow
 from xmflows.models import Run, TaskRun, Workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -215,3 +215,34 @@ def test_run_list_says_which_filters_it_could_not_read(client):
     assert "workflow: 'x' is not a workflow id" in page
     clean = client.get("/reports/workflows/", {"status": "failed"}).content.decode()
     assert "not applied" not in clean
+
+
+def test_a_workflow_whose_directory_task_cannot_run_says_so_on_its_pages(client):
+    mailing_list = make_mailing_list()
+    task = {
+        "type": "add_to_directory",
+        "mode": "embedded_data",
+        "mailing_list": mailing_list.pk,
+        "contact": {"email": "${event://ContactEmail}"},
+    }
+    analyst = make_user(username="analyst", is_staff=False)
+    theirs = make_workflow(owner=analyst, tasks=[task])
+    staffs = make_workflow(owner=make_user(username="staff"), tasks=[task])
+    client.force_login(analyst)
+    notice = (
+        "The Add to directory task will fail on every run: the workflow's owner analyst "
+        "may not change the contact directory: only staff members can"
+    )
+    for path in (f"/workflows/{theirs.pk}/", f"/workflows/{theirs.pk}/edit/"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert notice in html.unescape(page.content.decode()), path
+    assert "will fail on every run" not in client.get(f"/workflows/{staffs.pk}/").content.decode()
+    # And the run says the same.
+    with_runs = client.post(
+        event_path(theirs), fixture_bytes("salesforce/case_closed.xml"), content_type="text/xml"
+    )
+    assert with_runs.status_code == 200
+    run = Run.objects.get(workflow=theirs)
+    assert run.status == "failed"
+    assert "may not change the contact directory" in run.reason

@@ -82,6 +82,18 @@ def _created_by_an_earlier_preview(ctx: TaskContext, directory_id: int, values: 
     return None
 
 
+def owner_refusal(owner, owner_id: int | None = None) -> str:
+    """Why a workflow owned by `owner` may not run this task ("" when it may): the
+    task's error, and the notice the workflow's pages show before any run fails."""
+    if owner is not None and owner.is_staff:
+        return ""
+    who = owner.get_username() if owner is not None else f"user {owner_id}"
+    return (
+        f"the workflow's owner {who} may not change the contact directory: only "
+        "staff members can (a staff member can copy the workflow and own the copy)"
+    )
+
+
 @register
 class AddToDirectory(TaskType):
     key = "add_to_directory"
@@ -98,13 +110,9 @@ class AddToDirectory(TaskType):
         changes it on its owner's behalf, so its owner must be staff too. Checked when
         the task runs, as a survey's distribute permission is: a copy made by someone
         else, or an owner no longer staff, fails here with the reason."""
-        owner = ctx.owner()
-        if owner is None or not owner.is_staff:
-            who = owner.get_username() if owner else f"user {ctx.owner_id}"
-            raise TaskError(
-                f"the workflow's owner {who} may not change the contact directory: only "
-                "staff members can (a staff member can copy the workflow and own the copy)"
-            )
+        refusal = owner_refusal(ctx.owner(), ctx.owner_id)
+        if refusal:
+            raise TaskError(refusal)
 
     def run(self, ctx: TaskContext) -> TaskOutcome:
         self._check_owner_may_write(ctx)
