@@ -18,6 +18,7 @@ from distributions.api import (
 )
 from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
+from xmflows.sign_in import SignInForm
 from xmflows.urls import endpoint_urlpatterns
 
 router = DefaultRouter()
@@ -44,7 +45,9 @@ urlpatterns = [
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(
-            template_name="accounts/login.html", redirect_authenticated_user=True
+            template_name="accounts/login.html",
+            authentication_form=SignInForm,
+            redirect_authenticated_user=True,
         ),
         name="login",
     ),

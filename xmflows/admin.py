@@ -5,8 +5,21 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 
-from xmflows.models import Delivery, Event, Notification, Run, Task, TaskRun, Workflow
+from xmflows.models import (
+    Delivery,
+    Event,
+    Notification,
+    Run,
+    SignInThrottle,
+    Task,
+    TaskRun,
+    Workflow,
+)
 from xmflows.services import NotOwnerError
+from xmflows.sign_in import AdminSignInForm
+
+# The admin's own login page counts and blocks wrong passwords too (xmflows/sign_in.py).
+admin.site.login_form = AdminSignInForm
 
 
 class EventInline(admin.StackedInline):
@@ -181,4 +194,26 @@ class NotificationAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SignInThrottle)
+class SignInThrottleAdmin(admin.ModelAdmin):
+    """Failed sign-ins being counted, and blocked keys: delete a row to lift its block."""
+
+    list_display = ["key", "failures", "last_failure_at", "locked_until", "blocked_now"]
+    search_fields = ["key"]
+    ordering = ["-last_failure_at"]
+    readonly_fields = ["key", "failures", "window_started_at", "last_failure_at", "locked_until"]
+
+    @admin.display(boolean=True, description="Blocked now")
+    def blocked_now(self, obj: SignInThrottle) -> bool:
+        from django.utils import timezone
+
+        return bool(obj.locked_until and obj.locked_until > timezone.now())
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

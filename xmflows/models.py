@@ -266,3 +266,22 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} ({self.status})"
+
+
+class SignInThrottle(models.Model):
+    """Failed sign-ins counted for one key: a username from one address
+    ("user:<name>|ip:<address>") or an address alone ("ip:<address>"). Past the limit
+    (services.SIGN_IN_LIMITS) the key is refused until `locked_until`; deleting the
+    row (admin) lifts the block."""
+
+    key = models.CharField(max_length=250, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "sign-in throttle"
+
+    def __str__(self) -> str:
+        return self.key

@@ -5,13 +5,16 @@ sees there: no event URL or personal survey link of someone else's workflow."""
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from surveys.models import SurveyCollaborator
 from tests.factories import make_user
 from tests.security.world import PASSWORD, build_world
+from xmflows.models import SignInThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +148,96 @@ def test_someone_elses_event_url_and_survey_links_stay_hidden_from_a_user_who_is
     assert copied.status_code == 302
     own = nonstaff.get(copied["Location"]).content.decode()
     assert 'id="copy-url"' in own
+
+
+# --- throttling (xmflows/sign_in.py) ------------------------------------------------
+
+
+def from_address(address: str) -> Client:
+    return Client(REMOTE_ADDR=address)
+
+
+def attempt(client: Client, username: str, password: str, path: str = "/accounts/login/"):
+    return client.post(path, {"username": username, "password": password})
+
+
+def signed_in(response) -> bool:
+    return response.status_code == 302
+
+
+def test_five_wrong_passwords_block_that_username_from_that_address_only(analyst):
+    attacker = from_address("203.0.113.9")
+    for _ in range(5):
+        assert not signed_in(attempt(attacker, "analyst", "guess"))
+    refused = attempt(attacker, "analyst", PASSWORD)  # even the right one, now
+    assert refused.status_code == 200
+    text = html.unescape(refused.content.decode())
+    assert "Too many failed sign-ins for this username from your address" in text
+    assert "ask an administrator to lift the block" in text
+    # The real user, elsewhere, is not locked out by someone else's guesses.
+    assert signed_in(attempt(from_address("198.51.100.7"), "analyst", PASSWORD))
+    throttle = SignInThrottle.objects.get(key="user:analyst|ip:203.0.113.9")
+    assert throttle.failures == 5 and throttle.locked_until is not None
+
+
+def test_the_block_ends_and_a_right_password_clears_the_count(analyst):
+    client = from_address("203.0.113.9")
+    for _ in range(5):
+        attempt(client, "analyst", "guess")
+    SignInThrottle.objects.update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert signed_in(attempt(client, "analyst", PASSWORD))
+    assert not SignInThrottle.objects.filter(key="user:analyst|ip:203.0.113.9").exists()
+    # Four mistakes later, still in: the count started again.
+    other = from_address("203.0.113.9")
+    for _ in range(4):
+        attempt(other, "Analyst ", "guess")  # the same username, as Django reads it
+    assert signed_in(attempt(other, "analyst", PASSWORD))
+
+
+def test_mistakes_older_than_the_window_do_not_count(analyst):
+    client = from_address("203.0.113.9")
+    for _ in range(4):
+        attempt(client, "analyst", "guess")
+    SignInThrottle.objects.update(window_started_at=timezone.now() - timedelta(minutes=16))
+    attempt(client, "analyst", "guess")
+    assert SignInThrottle.objects.get(key="user:analyst|ip:203.0.113.9").failures == 1
+    assert signed_in(attempt(client, "analyst", PASSWORD))
+
+
+def test_twenty_failures_from_one_address_block_it_for_every_username(analyst):
+    client = from_address("203.0.113.50")
+    for number in range(20):
+        attempt(client, f"user{number}", "guess")
+    refused = attempt(client, "analyst", PASSWORD)
+    assert not signed_in(refused)
+    assert "Too many failed sign-ins from your address" in html.unescape(refused.content.decode())
+    assert signed_in(attempt(from_address("203.0.113.51"), "analyst", PASSWORD))
+
+
+def test_the_admin_login_is_throttled_too_and_the_admin_lifts_a_block():
+    make_user(username="boss", is_superuser=True, password=PASSWORD)
+    attacker = from_address("203.0.113.9")
+    for _ in range(5):
+        attempt(attacker, "boss", "guess", path="/admin/login/")
+    refused = attempt(attacker, "boss", PASSWORD, path="/admin/login/")
+    assert refused.status_code == 200
+    assert "Too many failed sign-ins" in html.unescape(refused.content.decode())
+    # Another staff member sees it in the admin and deletes it: the block is lifted.
+    client = Client()
+    client.force_login(make_user(username="colleague", is_superuser=True))
+    listing = client.get("/admin/xmflows/signinthrottle/")
+    assert listing.status_code == 200
+    assert "user:boss|ip:203.0.113.9" in html.unescape(listing.content.decode())
+    throttle = SignInThrottle.objects.get(key="user:boss|ip:203.0.113.9")
+    deleted = client.post(f"/admin/xmflows/signinthrottle/{throttle.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert signed_in(attempt(attacker, "boss", PASSWORD, path="/admin/login/"))
+
+
+def test_a_right_password_refused_for_another_reason_is_not_a_guess(analyst):
+    # The admin's page refuses a user who is not staff even with the right password.
+    client = from_address("203.0.113.9")
+    for _ in range(6):
+        assert not signed_in(attempt(client, "analyst", PASSWORD, path="/admin/login/"))
+    assert not SignInThrottle.objects.exists()
+    assert signed_in(attempt(client, "analyst", PASSWORD))

@@ -1,0 +1,141 @@
+"""Signing in with a password, throttled: the sign-in page (/accounts/login/) and the
+admin's refuse a key that failed too often, so a password cannot be guessed at
+the speed of the server.
+
+Two keys are counted per failed attempt: the username from that address (5
+failures in 15 minutes block it for 15 minutes) and the address alone (20, for
+attempts at many usernames). A username is never blocked outright, only from the
+address that failed, so nobody can lock a colleague out by mistyping their name
+on purpose. Counters live in the database (SignInThrottle), so every web process
+on every machine sees them; the admin lists them and deleting one lifts its block.
+The address is the client's as xmflows.views.client_address reads it (behind
+XMFLOWS_PROXY_COUNT proxies, the one the outermost proxy saw).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from xmflows.models import SignInThrottle
+from xmflows.views import client_address
+
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int  # this many failures inside `window` block the key …
+    window: timedelta
+    block: timedelta  # … for this long
+
+
+USER_FROM_ADDRESS = Limit(failures=5, window=timedelta(minutes=15), block=timedelta(minutes=15))
+ADDRESS = Limit(failures=20, window=timedelta(minutes=15), block=timedelta(minutes=15))
+
+
+def _keys(username: str, address: str | None) -> dict[str, Limit]:
+    name = (username or "").strip().lower()[:150]
+    where = address or "unknown"
+    return {f"user:{name}|ip:{where}": USER_FROM_ADDRESS, f"ip:{where}": ADDRESS}
+
+
+def sign_in_refusal(*, username: str, address: str | None, now: datetime | None = None) -> str:
+    """Why this attempt is refused before the password is even checked, or ""."""
+    now = now or timezone.now()
+    keys = _keys(username, address)
+    blocked = list(
+        SignInThrottle.objects.filter(key__in=keys, locked_until__gt=now).values_list(
+            "key", "locked_until"
+        )
+    )
+    if not blocked:
+        return ""
+    until = max(locked_until for _, locked_until in blocked)
+    whom = (
+        "for this username from your address"
+        if any(key.startswith("user:") for key, _ in blocked)
+        else "from your address"
+    )
+    return (
+        f"Too many failed sign-ins {whom}. Try again after {until:%H:%M} UTC, or ask an "
+        "administrator to lift the block (Admin → Sign-in throttles)."
+    )
+
+
+def sign_in_failure_record(
+    *, username: str, address: str | None, now: datetime | None = None
+) -> None:
+    """Count a failed attempt on both keys; block a key that reached its limit."""
+    now = now or timezone.now()
+    for key, limit in _keys(username, address).items():
+        _count_failure(key, limit, now)
+
+
+def _count_failure(key: str, limit: Limit, now: datetime) -> None:
+    for _ in range(2):  # a concurrent first failure may create the row first
+        try:
+            with transaction.atomic():
+                row = SignInThrottle.objects.select_for_update().filter(key=key).first()
+                if row is None:
+                    row = SignInThrottle(key=key, window_started_at=now)
+                if row.window_started_at <= now - limit.window:
+                    row.failures = 0  # the window is over: count afresh
+                    row.window_started_at = now
+                row.failures += 1
+                row.last_failure_at = now
+                if row.failures >= limit.failures:
+                    row.locked_until = now + limit.block
+                row.save()
+            return
+        except IntegrityError:
+            continue
+
+
+def sign_in_success_record(*, username: str, address: str | None) -> None:
+    """A right password from this address: its earlier mistakes no longer count."""
+    key = next(iter(_keys(username, address)))
+    SignInThrottle.objects.filter(key=key).delete()
+
+
+class ThrottledSignIn:
+    """Mixin for Django's authentication forms: refuse a blocked key before the
+    password is checked, count a wrong password, forget the count on success."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": "%(reason)s",
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        address = client_address(self.request) if self.request is not None else None
+        reason = sign_in_refusal(username=username, address=address)
+        if reason:
+            raise forms.ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"reason": reason}
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            # A wrong password, not a right one refused for another reason (an
+            # inactive account; the admin's page, for a user who is not staff).
+            if self.get_user() is None:
+                sign_in_failure_record(username=username, address=address)
+            raise
+        sign_in_success_record(username=username, address=address)
+        return cleaned
+
+
+class SignInForm(ThrottledSignIn, AuthenticationForm):
+    """The sign-in page's form (every active user)."""
+
+
+class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
+    """The admin's login form (staff only), throttled the same way."""
+
+    error_messages = {**AdminAuthenticationForm.error_messages, "throttled": "%(reason)s"}
