@@ -14,6 +14,7 @@ from core.params import api_id_param
 
 class _ProtectedDeleteMixin:
     protected_message = "it is still in use"
+    error_statuses = {"destroy": {409}}  # core/api_schema.py
 
     def destroy(self, request, *args, **kwargs):
         try:
@@ -37,8 +38,16 @@ class DirectoryViewSet(_ProtectedDeleteMixin, viewsets.ModelViewSet):
 class MailingListViewSet(viewsets.ModelViewSet):
     serializer_class = MailingListSerializer
     permission_classes = [StaffEditsOthersRead]
+    # core/api_schema.py: the filter is checked; a mailing list in use is not deleted.
+    error_statuses = {"list": {400}, "destroy": {409}}
 
-    @extend_schema(parameters=[OpenApiParameter("directory", int)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "directory", int, description="Only the mailing lists of this directory (id)."
+            )
+        ]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -61,14 +70,30 @@ class MailingListViewSet(viewsets.ModelViewSet):
 class ContactViewSet(viewsets.ModelViewSet):
     serializer_class = ContactSerializer
     permission_classes = [StaffEditsOthersRead]
+    error_statuses = {"list": {400}}  # core/api_schema.py: the id filters are checked
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("email", str, description="exact address, case-insensitive"),
-            OpenApiParameter("mailing_list", int),
-            OpenApiParameter("directory", int),
-            OpenApiParameter("external_data_reference", str),
-            OpenApiParameter("phone", str, description="E.164, e.g. +14155550100"),
+            OpenApiParameter(
+                "email", str, description="Only the contacts with this exact address, any case."
+            ),
+            OpenApiParameter(
+                "mailing_list", int, description="Only the contacts on this mailing list (id)."
+            ),
+            OpenApiParameter(
+                "directory", int, description="Only the contacts of this directory (id)."
+            ),
+            OpenApiParameter(
+                "external_data_reference",
+                str,
+                description="Only the contacts with this external data reference, any case.",
+            ),
+            OpenApiParameter(
+                "phone",
+                str,
+                description="Only the contacts with this phone number, in E.164 "
+                "(e.g. +14155550100).",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):

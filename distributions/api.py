@@ -12,6 +12,7 @@ from core.params import api_id_param
 from distributions.models import (
     Channel,
     Conversation,
+    ConversationStatus,
     DistributionChannel,
     FrequencyRule,
     FrequencyScope,
@@ -39,6 +40,8 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = DistributionSerializer
     permission_classes = [IsAuthenticated]
+    # core/api_schema.py: the filters are checked.
+    error_statuses = {"list": {400}, "recipients": {400}}
 
     def get_queryset(self):
         params = self.request.query_params
@@ -75,11 +78,25 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("survey", int),
-            OpenApiParameter("workflow", int),
-            OpenApiParameter("workflow_run", int),
-            OpenApiParameter("channel", str, enum=DistributionChannel.values),
-            OpenApiParameter("kind", str, enum=MessageKind.values),
+            OpenApiParameter("survey", int, description="Only the distributions of this survey."),
+            OpenApiParameter(
+                "workflow", int, description="Only the distributions this workflow created."
+            ),
+            OpenApiParameter(
+                "workflow_run", int, description="Only the distributions this run created."
+            ),
+            OpenApiParameter(
+                "channel",
+                str,
+                enum=DistributionChannel.values,
+                description="Only the distributions sent on this channel.",
+            ),
+            OpenApiParameter(
+                "kind",
+                str,
+                enum=MessageKind.values,
+                description="Only invitations, reminders or thank-yous.",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -90,7 +107,14 @@ class DistributionViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self._serialize(self.get_object(), many=False))
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, description="a status label or code")],
+        parameters=[
+            OpenApiParameter(
+                "status",
+                str,
+                description="Only the lines in this status: a status code (finished) or "
+                "label (Survey Finished), any case, or several separated by commas.",
+            )
+        ],
         responses={200: RecipientSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
@@ -117,11 +141,21 @@ class OutboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     serializer_class = OutboxMessageSerializer
     permission_classes = [IsAdminUser]
+    error_statuses = {"list": {400}}  # core/api_schema.py: the channel is checked
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("to", str, description="an email address or an E.164 number"),
-            OpenApiParameter("channel", str, enum=Channel.values),
+            OpenApiParameter(
+                "to",
+                str,
+                description="Only the messages to this email address (any case) or E.164 number.",
+            ),
+            OpenApiParameter(
+                "channel",
+                str,
+                enum=Channel.values,
+                description="Only the emails, or only the text messages.",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -149,8 +183,18 @@ class FrequencyRuleViewSet(viewsets.ModelViewSet):
 
     serializer_class = FrequencyRuleSerializer
     permission_classes = [IsAdminUser]
+    error_statuses = {"list": {400}}  # core/api_schema.py: the scope is checked
 
-    @extend_schema(parameters=[OpenApiParameter("scope", str, enum=FrequencyScope.values)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                str,
+                enum=FrequencyScope.values,
+                description="Only the rules of this scope.",
+            )
+        ]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -172,12 +216,24 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ConversationSerializer
     permission_classes = [IsAdminUser]
+    error_statuses = {"list": {400}}  # core/api_schema.py: the distribution id is checked
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("phone", str, description="an E.164 number"),
-            OpenApiParameter("status", str),
-            OpenApiParameter("distribution", int),
+            OpenApiParameter(
+                "phone", str, description="Only the conversations with this E.164 number."
+            ),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=ConversationStatus.values,
+                description="Only the conversations in this status (any other value matches none).",
+            ),
+            OpenApiParameter(
+                "distribution",
+                int,
+                description="Only the conversations of this distribution's lines.",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):

@@ -1,6 +1,7 @@
 """DRF serializers of distributions, recipient lines, the outbox and verified senders."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from contacts.models import Directory, MailingList
@@ -18,9 +19,15 @@ from surveys.models import Survey
 
 
 class DistributionSerializer(serializers.ModelSerializer):
-    workflow_run = serializers.IntegerField(source="workflow_run_id", read_only=True)
-    workflow = serializers.IntegerField(source="workflow_id", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    # null when no workflow run (workflow_run, workflow) or no user (created_by, also
+    # once the user is deleted) created it.
+    workflow_run = serializers.IntegerField(
+        source="workflow_run_id", read_only=True, allow_null=True
+    )
+    workflow = serializers.IntegerField(source="workflow_id", read_only=True, allow_null=True)
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, read_only=True, allow_null=True
+    )
     counts = serializers.SerializerMethodField()
     recipients_url = serializers.SerializerMethodField()
 
@@ -76,14 +83,20 @@ class FollowUpSerializer(serializers.ModelSerializer):
 
 
 class RecipientSerializer(serializers.ModelSerializer):
-    contact = serializers.IntegerField(source="contact_id", read_only=True)
+    # null once the contact is deleted.
+    contact = serializers.IntegerField(source="contact_id", read_only=True, allow_null=True)
     distribution = serializers.IntegerField(source="distribution_id", read_only=True)
     status = serializers.CharField(source="get_status_display", read_only=True)
     status_code = serializers.CharField(source="status", read_only=True)
     survey_link = serializers.SerializerMethodField()
-    response = serializers.IntegerField(source="response_id", read_only=True)
-    workflow_run = serializers.IntegerField(source="workflow_run_id", read_only=True)
-    parent = serializers.IntegerField(source="parent_id", read_only=True)
+    # null until the contact starts the survey.
+    response = serializers.IntegerField(source="response_id", read_only=True, allow_null=True)
+    # null when no workflow sent it.
+    workflow_run = serializers.IntegerField(
+        source="workflow_run_id", read_only=True, allow_null=True
+    )
+    # The invitation line of a reminder or thank-you; null on an invitation line.
+    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
     link_expires_at = serializers.SerializerMethodField()
     follow_ups = serializers.SerializerMethodField()
 
@@ -134,6 +147,7 @@ class RecipientSerializer(serializers.ModelSerializer):
         expires_at = obj.link.expires_at if obj.link_id and obj.link is not None else None
         return serializers.DateTimeField().to_representation(expires_at) if expires_at else None
 
+    @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, obj: Recipient) -> list[dict]:
         """An invitation line's reminder and thank-you, each its own message with its
         own status (empty for a follow-up line itself)."""
@@ -187,12 +201,19 @@ SCOPE_MODELS = {
 }
 
 
+class _TargetField(serializers.IntegerField):
+    """Written as a number; read back from whichever foreign key the scope uses."""
+
+    def get_attribute(self, instance: FrequencyRule) -> int | None:
+        return instance.target_id
+
+
 class FrequencyRuleSerializer(serializers.ModelSerializer):
     """A contact frequency rule. `target` is the id of the directory, mailing list or
     survey named by `scope`."""
 
-    # Written as a number; read back from whichever foreign key the scope uses.
-    target = serializers.IntegerField(min_value=1, write_only=True)
+    # Read and written (the schema must not call it write-only: answers hold it).
+    target = _TargetField(min_value=1)
     target_name = serializers.SerializerMethodField()
 
     class Meta:
@@ -218,15 +239,6 @@ class FrequencyRuleSerializer(serializers.ModelSerializer):
     def get_target_name(self, obj: FrequencyRule) -> str:
         target = obj.target
         return str(target) if target is not None else ""
-
-    def to_representation(self, instance: FrequencyRule) -> dict:
-        data = super().to_representation(instance)
-        ordered = {}
-        for key, value in data.items():
-            ordered[key] = value
-            if key == "scope":
-                ordered["target"] = instance.target_id
-        return ordered
 
     def validate_name(self, value: str) -> str:
         if not value.strip():

@@ -50,6 +50,9 @@ class SurveyViewSet(viewsets.ModelViewSet):
     """
 
     serializer_class = SurveySerializer
+    # core/api_schema.py: reading a survey you may not see is a 403 (writes have one
+    # anyway); a survey in use is not deleted; one without questions is not activated.
+    error_statuses = {"retrieve": {403}, "destroy": {409}, "activate": {400}}
 
     def get_queryset(self):
         if self.action == "list":
@@ -137,8 +140,13 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
     """Responses to the surveys the user can see, newest first."""
 
     serializer_class = ResponseSerializer
+    error_statuses = {"list": {400}}  # core/api_schema.py: the filter is checked
 
-    @extend_schema(parameters=[OpenApiParameter("survey", int)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("survey", int, description="Only the responses to this survey (id).")
+        ]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 

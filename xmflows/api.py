@@ -56,6 +56,18 @@ class WorkflowCopySerializer(StrictSerializer):
     )
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "mine",
+                bool,
+                description="true (or 1): only the workflows you own. Without it, or with "
+                "any other value, every workflow.",
+            )
+        ]
+    )
+)
 class WorkflowViewSet(viewsets.ModelViewSet):
     serializer_class = WorkflowSerializer
     permission_classes = [IsAuthenticated, OwnerEditsOthersRead]
@@ -94,17 +106,39 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RunSerializer
+    # core/api_schema.py: the filters are checked (400); only a failed run is retried.
+    error_statuses = {"list": {400}, "retry": {409}}
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("workflow", int),
-            OpenApiParameter("status", str, enum=RunStatus.values),
+            OpenApiParameter("workflow", int, description="Only the runs of this workflow (id)."),
             OpenApiParameter(
-                "record_id", str, description="a Salesforce record id, 15 or 18 characters"
+                "status", str, enum=RunStatus.values, description="Only the runs in this status."
             ),
-            OpenApiParameter("email", str),
-            OpenApiParameter("since", str),
-            OpenApiParameter("until", str),
+            OpenApiParameter(
+                "record_id",
+                str,
+                description="Only the runs of this Salesforce record id, 15 or 18 characters "
+                "(either form finds both).",
+            ),
+            OpenApiParameter(
+                "email",
+                str,
+                description="Only the runs for this email address (any case). A value "
+                "without @ matches no run.",
+            ),
+            OpenApiParameter(
+                "since",
+                str,
+                description="Only the runs created at or after this date (YYYY-MM-DD: from "
+                "its start) or ISO 8601 date-time.",
+            ),
+            OpenApiParameter(
+                "until",
+                str,
+                description="Only the runs created at or before this date (YYYY-MM-DD: "
+                "until its end) or ISO 8601 date-time.",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -153,13 +187,21 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 @extend_schema_view(
     list=extend_schema(
         parameters=[
-            OpenApiParameter("outcome", str, enum=DeliveryOutcome.values),
-            OpenApiParameter("workflow", int),
+            OpenApiParameter(
+                "outcome",
+                str,
+                enum=DeliveryOutcome.values,
+                description="Only the deliveries the endpoint accepted, or only those it rejected.",
+            ),
+            OpenApiParameter(
+                "workflow", int, description="Only the deliveries to this workflow's event URL."
+            ),
         ]
     )
 )
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeliverySerializer
+    error_statuses = {"list": {400}}  # core/api_schema.py: the filters are checked
 
     def get_queryset(self):
         params = self.request.query_params

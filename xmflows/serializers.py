@@ -63,7 +63,13 @@ class WorkflowSerializer(StrictSerializer):
 
     id = serializers.IntegerField(read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
-    event_url = serializers.CharField(source="event.url", read_only=True)
+    event_url = serializers.CharField(
+        source="event.url",
+        read_only=True,
+        allow_null=True,
+        help_text="The URL Salesforce posts to; null for a user who is neither the "
+        "workflow's owner nor staff (whoever holds it can send surveys).",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     name = serializers.CharField(max_length=200)
@@ -142,15 +148,17 @@ class TaskRunSerializer(serializers.Serializer):
     output = serializers.JSONField()
     error = serializers.CharField()
     attempts = serializers.IntegerField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class RunSerializer(serializers.ModelSerializer):
     input = serializers.JSONField(source="notification.payload", read_only=True)
     tasks = TaskRunSerializer(source="task_runs", many=True, read_only=True)
     delivery = serializers.IntegerField(source="notification.delivery_id", read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True)
+    duration_seconds = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="null until the run has started and finished."
+    )
 
     class Meta:
         model = Run
