@@ -149,7 +149,7 @@ def run_list_page(request: HttpRequest) -> HttpResponse:
 def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
-        raise Http404("no such run")
+        raise Http404(selectors.run_gone(run_id))
     explanation = selectors.run_explanations([run])[run.pk]
     if not can_see_secrets(user=request.user, owner_id=run.workflow.owner_id):
         # Shown, not saved: the personal links stay the owner's and staff's to see.
@@ -185,7 +185,7 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_retry_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
-        raise Http404("no such run")
+        raise Http404(selectors.run_gone(run_id))
     if not can_operate(workflow=run.workflow, user=request.user):
         return forbidden(request, "only the workflow's owner or a staff member can retry a run")
     try:

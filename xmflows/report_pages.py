@@ -87,7 +87,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
 def _run_or_404(run_id: int) -> Run:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
-        raise Http404("no such run")
+        raise Http404(selectors.run_gone(run_id))
     return run
 
 

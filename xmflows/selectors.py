@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -716,3 +717,13 @@ def redeliveries(runs: Iterable[Run], *, scan: int = 500) -> dict[int, list[Deli
             key=lambda delivery: delivery.pk,
         )
     return found
+
+
+def run_gone(run_id: int) -> str:
+    """What a page says for a run id that is not (or no longer) there: distributions
+    and CSV rows keep the id of the run that created them after the run is gone."""
+    return (
+        f"Run {run_id} does not exist (any more): deleting a workflow deletes its runs, "
+        f"and runs older than {settings.XMFLOWS_HISTORY_DAYS} days are deleted "
+        "(XMFLOWS_HISTORY_DAYS). The lines it sent keep their history."
+    )

@@ -246,3 +246,23 @@ def test_a_workflow_whose_directory_task_cannot_run_says_so_on_its_pages(client)
     run = Run.objects.get(workflow=theirs)
     assert run.status == "failed"
     assert "may not change the contact directory" in run.reason
+
+
+def test_a_run_that_is_gone_says_why_on_its_page(client):
+    user = make_user(username="owner")
+    client.force_login(user)
+    workflow = make_workflow(owner=user)
+    client.post(event_path(workflow), fixture_bytes("salesforce/case_closed.xml"), "text/xml")
+    run = Run.objects.get()
+    workflow.delete()  # a distribution or CSV row may still name the run
+    for path in (
+        f"/reports/workflows/runs/{run.pk}/",
+        f"/reports/workflows/runs/{run.pk}/dry-run/",
+    ):
+        page = client.get(path)
+        assert page.status_code == 404
+        text = html.unescape(page.content.decode())
+        assert (
+            f"Run {run.pk} does not exist (any more): deleting a workflow deletes its runs" in text
+        )
+        assert 'href="/workflows/"' in text  # the site's layout, not a bare page
