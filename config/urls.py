@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,6 +21,18 @@ from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
 from xmflows.sign_in import SignInForm
 from xmflows.urls import endpoint_urlpatterns
+
+_swagger = SpectacularSwaggerView.as_view(url_name="schema")
+
+
+def api_docs(request, *args, **kwargs):
+    """The API docs page: a browser that is not signed in goes to the sign-in page
+    (the docs are for signed-in users; an API client still gets its 401)."""
+    signed_out = not request.user.is_authenticated and "HTTP_AUTHORIZATION" not in request.META
+    if signed_out and "text/html" in request.headers.get("Accept", ""):
+        return redirect_to_login(request.get_full_path())
+    return _swagger(request, *args, **kwargs)
+
 
 router = DefaultRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
@@ -65,7 +78,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/docs/", api_docs, name="api-docs"),
     # Namespaced: the pages use the same names (workflow-list, run-list …), and the
     # API root must link to the API.
     path("api/v1/", include((router.urls, "api"))),

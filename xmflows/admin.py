@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -217,3 +218,8 @@ class SignInThrottleAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def response_delete(self, request, obj_display, obj_id):
+        # Back to the list (Django goes to the admin's index when rows cannot be changed).
+        super().response_delete(request, obj_display, obj_id)
+        return HttpResponseRedirect(reverse("admin:xmflows_signinthrottle_changelist"))

@@ -57,7 +57,7 @@ from xmflows.services import (
     workflow_event_test,
     workflow_export,
 )
-from xmflows.task_types.add_to_directory import AddToDirectory, owner_refusal
+from xmflows.task_types.base import directory_write_refusal
 
 OPERATOR_LABELS = {
     "equals": "equals",
@@ -433,11 +433,16 @@ def builder_context(
 
 def _task_notices(state: FormState, *, owner) -> list[str]:
     """What will make every run fail whatever the message, said before one does."""
-    if any(task.type == AddToDirectory.key for task in state.tasks):
-        refusal = owner_refusal(owner)
-        if refusal:
-            return [f"The Add to directory task will fail on every run: {refusal}."]
-    return []
+    labels = []
+    for task in state.tasks:
+        task_type = task_types.get(task.type)
+        if task_type is not None and task_type.writes_directory and task_type.label not in labels:
+            labels.append(task_type.label)
+    refusal = directory_write_refusal(owner) if labels else ""
+    if not refusal:
+        return []
+    named = " and ".join(f"“{label}”" for label in labels)
+    return [f"{named} will fail on every run: {refusal}."]
 
 
 def _merge(*sources: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -72,8 +72,9 @@ def sweep() -> int:
 
 
 def cleanup_history() -> dict[str, int]:
-    """Delete runs, notifications and deliveries older than XMFLOWS_HISTORY_DAYS (365)."""
-    from xmflows.models import Delivery, Notification
+    """Delete runs, notifications and deliveries older than XMFLOWS_HISTORY_DAYS (365),
+    and sign-in counters idle for a day (their blocks last 15 minutes)."""
+    from xmflows.models import Delivery, Notification, SignInThrottle
 
     cutoff = timezone.now() - timedelta(days=settings.XMFLOWS_HISTORY_DAYS)
     runs, _ = Run.objects.filter(created_at__lt=cutoff).delete()
@@ -83,4 +84,11 @@ def cleanup_history() -> dict[str, int]:
     deliveries, _ = Delivery.objects.filter(
         received_at__lt=cutoff, notifications__isnull=True
     ).delete()
-    return {"runs": runs, "notifications": notifications, "deliveries": deliveries}
+    idle = timezone.now() - timedelta(days=1)
+    throttles, _ = SignInThrottle.objects.filter(last_failure_at__lt=idle).delete()
+    return {
+        "runs": runs,
+        "notifications": notifications,
+        "deliveries": deliveries,
+        "sign_in_throttles": throttles,
+    }

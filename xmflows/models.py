@@ -271,7 +271,7 @@ class TaskRun(models.Model):
 class SignInThrottle(models.Model):
     """Failed sign-ins counted for one key: a username from one address
     ("user:<name>|ip:<address>") or an address alone ("ip:<address>"). Past the limit
-    (services.SIGN_IN_LIMITS) the key is refused until `locked_until`; deleting the
+    (xmflows/sign_in.py) the key is refused until `locked_until`; deleting the
     row (admin) lifts the block."""
 
     key = models.CharField(max_length=250, unique=True)

@@ -49,7 +49,8 @@ def workflow_detail_page(request: HttpRequest, workflow_id: int) -> HttpResponse
     Copy instead of Edit), with its event URL, test button and recent runs."""
     workflow = get_object_or_404(Workflow.objects.select_related("owner", "event"), pk=workflow_id)
     recent = selectors.run_list(workflow_id=workflow.pk, page_size=10).items
-    selectors.run_explanations(recent)  # sets run.explanation for the run table
+    # Sets run.explanation for the run table.
+    selectors.run_explanations(recent, user=request.user)
     definition = workflow_export(workflow=workflow)
     context = builder_context(
         request,
@@ -131,7 +132,8 @@ def run_list_page(request: HttpRequest) -> HttpResponse:
         search=request.GET.get("q", ""),
         before=_int_param(request, "before"),
     )
-    selectors.run_explanations(page.items)  # sets run.explanation for the run table
+    # Sets run.explanation for the run table.
+    selectors.run_explanations(page.items, user=request.user)
     query = request.GET.copy()
     query.pop("before", None)
     context = {
@@ -150,19 +152,27 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_detail(run_id=run_id)
     if run is None:
         raise Http404(selectors.run_gone(run_id))
-    explanation = selectors.run_explanations([run])[run.pk]
+    explanation = selectors.run_explanations([run], user=request.user)[run.pk]
     if not can_see_secrets(user=request.user, owner_id=run.workflow.owner_id):
         # Shown, not saved: the personal links stay the owner's and staff's to see.
         for task_run in explanation.task_runs:
             task_run.output = without_links(task_run.output)
     payload = run.notification.payload
+    linkable = set(
+        selectors.linkable_surveys(
+            user=request.user, survey_ids={line.survey_id for line in explanation.recipients}
+        )
+    )
     context = {
         "run": run,
         "payload": payload,
         "fields": list((payload.get("fields") or {}).items()),  # as Salesforce sent them
         "task_runs": explanation.task_runs,
         "recipients": [
-            {"line": line, "url": selectors.distribution_page_url(line)}
+            {
+                "line": line,
+                "url": selectors.distribution_page_url(line) if line.survey_id in linkable else "",
+            }
             for line in explanation.recipients
         ],
         "explanation": explanation,

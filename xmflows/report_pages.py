@@ -61,7 +61,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
                 Run.objects.select_related("workflow", "notification"), search
             ).order_by("-id")[:WHY_LIMIT]
         )
-        explanations = selectors.run_explanations(runs)
+        explanations = selectors.run_explanations(runs, user=request.user)
         again = selectors.redeliveries(runs)
         answers = [
             {"run": run, "explanation": explanations[run.pk], "again": again.get(run.pk, [])}
@@ -284,6 +284,15 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
         if workflow
         else []
     )
+    # Distributions of this workflow to surveys the user may not see: left out of the
+    # figures, and said so ("distributed nothing" would be untrue).
+    hidden_distributions = (
+        Distribution.objects.filter(workflow_id=workflow.pk)
+        .exclude(survey__in=visible_surveys.values("pk"))
+        .count()
+        if workflow
+        else 0
+    )
     return render(
         request,
         "reports/distributions.html",
@@ -297,6 +306,7 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
             "metrics": METRICS,
             "surveys": visible_surveys,
             "survey": survey,
+            "hidden_distributions": hidden_distributions,
             "workflows": Workflow.objects.order_by("name").only("id", "name"),
             "workflow": workflow,
             "channel": channel,

@@ -366,6 +366,17 @@ def distribution_page_url(line) -> str:
     return f"/surveys/{line.survey_id}/distributions/?distribution={line.distribution_id}"
 
 
+def linkable_surveys(*, user, survey_ids: Iterable[int]) -> list[int]:
+    """Which of these surveys' Distributions tabs `user` may open."""
+    from surveys.selectors import survey_list_visible
+
+    survey_ids = [survey_id for survey_id in survey_ids if survey_id is not None]
+    if not survey_ids:
+        return []
+    visible = survey_list_visible(user=user).filter(pk__in=survey_ids)
+    return list(visible.values_list("pk", flat=True))
+
+
 def contact_admin_url(contact_id: int) -> str:
     return f"/admin/contacts/contact/{contact_id}/change/"
 
@@ -378,7 +389,9 @@ def task_label(task_type: str) -> str:
     return registered.label if registered else task_type
 
 
-def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
+def _explain(
+    run: Run, task_runs: list[TaskRun], lines: list, linkable: set[int] | None = None
+) -> RunExplanation:
     findings: list[Finding] = []
     for task_run in task_runs:
         label = f"task {task_run.position + 1} ({task_label(task_run.type)})"
@@ -393,8 +406,11 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
     sent = False
     for line in lines:
         who = line.to_address or line.email or line.phone or f"contact {line.contact_id}"
-        link = distribution_page_url(line)
         link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
+        if linkable is None or line.survey_id in linkable:
+            link = distribution_page_url(line)
+        else:  # the survey's Distributions tab would refuse them
+            link, link_text = "", f"{link_text} (its survey is not shared with you)"
         status = line.get_status_display()
         # A reminder or thank-you goes to the same address as its invitation: named, so
         # two lines of one run do not read as the same message sent twice.
@@ -464,10 +480,11 @@ def _explain(run: Run, task_runs: list[TaskRun], lines: list) -> RunExplanation:
     )
 
 
-def run_explanations(runs: Iterable[Run]) -> dict[int, RunExplanation]:
+def run_explanations(runs: Iterable[Run], *, user=None) -> dict[int, RunExplanation]:
     """Why each run sent what it sent: its reason, its task errors and its recipient
     lines' statuses — two indexed queries for a whole page of runs. Each run also
-    gets it as `run.explanation`, for the run tables."""
+    gets it as `run.explanation`, for the run tables. Given the `user` who reads it,
+    a line links to its survey's Distributions tab only when they may open it."""
     from distributions.models import Recipient
 
     runs = list(runs)
@@ -480,7 +497,13 @@ def run_explanations(runs: Iterable[Run]) -> dict[int, RunExplanation]:
     lines: dict[int, list] = defaultdict(list)
     for line in Recipient.objects.filter(workflow_run_id__in=ids).order_by("id"):
         lines[line.workflow_run_id].append(line)
-    explanations = {run.pk: _explain(run, task_runs[run.pk], lines[run.pk]) for run in runs}
+    linkable = None
+    if user is not None:
+        survey_ids = {line.survey_id for found in lines.values() for line in found}
+        linkable = set(linkable_surveys(user=user, survey_ids=survey_ids))
+    explanations = {
+        run.pk: _explain(run, task_runs[run.pk], lines[run.pk], linkable) for run in runs
+    }
     for run in runs:
         run.explanation = explanations[run.pk]
     return explanations

@@ -7,7 +7,9 @@ failures in 15 minutes block it for 15 minutes) and the address alone (20, for
 attempts at many usernames). A username is never blocked outright, only from the
 address that failed, so nobody can lock a colleague out by mistyping their name
 on purpose. Counters live in the database (SignInThrottle), so every web process
-on every machine sees them; the admin lists them and deleting one lifts its block.
+on every machine sees them; the admin lists them and deleting one lifts its block,
+as does `manage.py signin_unblock` (for the admin who blocked themselves). The
+daily clean-up deletes counters idle for a day.
 The address is the client's as xmflows.views.client_address reads it (behind
 XMFLOWS_PROXY_COUNT proxies, the one the outermost proxy saw).
 """
@@ -127,7 +129,10 @@ class ThrottledSignIn:
             if self.get_user() is None:
                 sign_in_failure_record(username=username, address=address)
             raise
-        sign_in_success_record(username=username, address=address)
+        if self.get_user() is not None:
+            # A password was checked and right (a form with a field left empty
+            # checks none, and must not clear the count).
+            sign_in_success_record(username=username, address=address)
         return cleaned
 
 

@@ -241,3 +241,87 @@ def test_a_right_password_refused_for_another_reason_is_not_a_guess(analyst):
         assert not signed_in(attempt(client, "analyst", PASSWORD, path="/admin/login/"))
     assert not SignInThrottle.objects.exists()
     assert signed_in(attempt(client, "analyst", PASSWORD))
+
+
+def test_a_form_with_an_empty_password_does_not_clear_the_count(analyst):
+    client = from_address("203.0.113.9")
+    for _ in range(4):
+        attempt(client, "analyst", "guess")
+    attempt(client, "analyst", "")  # no password checked: neither a failure nor a success
+    attempt(client, "analyst", "guess")
+    assert not signed_in(attempt(client, "analyst", PASSWORD))
+
+
+def test_the_command_lifts_blocks_for_whoever_cannot_reach_the_admin(analyst):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    client = from_address("127.0.0.1")
+    for number in range(20):
+        attempt(client, f"typo{number}", "guess")
+    assert not signed_in(attempt(client, "analyst", PASSWORD))
+    listing = StringIO()
+    call_command("signin_unblock", stdout=listing)
+    assert "ip:127.0.0.1: 20 failures, blocked until" in listing.getvalue()
+    with pytest.raises(CommandError, match="no sign-in counter matches"):
+        call_command("signin_unblock", "--username", "nobody", stdout=StringIO())
+    out = StringIO()
+    call_command("signin_unblock", "--address", "127.0.0.1", stdout=out)
+    assert "lifted 21 sign-in counter(s)" in out.getvalue()  # the address, each typo from it
+    assert signed_in(attempt(client, "analyst", PASSWORD))
+
+
+def test_the_daily_clean_up_forgets_idle_counters(analyst):
+    from xmflows.jobs import cleanup_history
+
+    attempt(from_address("203.0.113.9"), "analyst", "guess")
+    SignInThrottle.objects.filter(key="ip:203.0.113.9").update(
+        last_failure_at=timezone.now() - timedelta(days=2)
+    )
+    assert cleanup_history()["sign_in_throttles"] == 1
+    assert list(SignInThrottle.objects.values_list("key", flat=True)) == [
+        "user:analyst|ip:203.0.113.9"
+    ]
+
+
+def test_a_user_who_is_not_staff_gets_no_link_that_would_refuse_them(settings):
+    world = build_world(settings)
+    run_page = f"/reports/workflows/runs/{world.run.pk}/"
+    tab = f"/surveys/{world.survey.pk}/distributions/"
+    nonstaff = Client()
+    sign_in(nonstaff, "integrator")
+    for path in (run_page, f"/workflows/{world.workflow.pk}/", "/reports/workflows/"):
+        text = html.unescape(nonstaff.get(path).content.decode())
+        assert "/admin/contacts/contact/" not in text, path  # the admin refuses them
+        assert tab not in text, path  # so does a survey not shared with them
+        assert "(its survey is not shared with you)" in text, path
+    # Shared with them: the Distributions tab is linked again.
+    SurveyCollaborator.objects.create(
+        survey=world.survey, user=world.users["nonstaff"], can_view=True
+    )
+    assert tab in nonstaff.get(run_page).content.decode()
+    # Staff see the admin's contact page.
+    assert "/admin/contacts/contact/" in world.client("owner").get(run_page).content.decode()
+
+
+def test_the_distribution_report_says_what_it_leaves_out(settings):
+    world = build_world(settings)
+    nonstaff = Client()
+    sign_in(nonstaff, "integrator")
+    url = f"/reports/distributions/?workflow={world.workflow.pk}"
+    text = html.unescape(nonstaff.get(url).content.decode())
+    assert "1 distribution of this workflow is to surveys not shared with you" in text
+    assert "this workflow has distributed nothing yet" not in text
+    owner_view = html.unescape(world.client("owner").get(url).content.decode())
+    assert "not shared with you" not in owner_view
+
+
+def test_the_api_docs_send_a_signed_out_browser_to_sign_in(analyst):
+    browser = Client().get("/api/v1/docs/", HTTP_ACCEPT="text/html,application/xhtml+xml")
+    assert browser.status_code == 302
+    assert browser["Location"] == "/accounts/login/?next=/api/v1/docs/"
+    assert Client().get("/api/v1/docs/").status_code == 401  # an API client: as before
+    client = Client()
+    sign_in(client, "analyst")
+    assert client.get("/api/v1/docs/", HTTP_ACCEPT="text/html").status_code == 200

@@ -87,6 +87,32 @@ def test_view_permission_alone_is_not_enough(client, admin_user):
     assert "may not distribute" in task_of(run).error
 
 
+def test_a_workflow_owned_by_someone_who_is_not_staff_changes_no_contact(client, api_client):
+    # The task saves the contact it sends to, and the directory is changed by staff
+    # only: even the owner of the survey may not rewrite contacts through a workflow.
+    analyst = make_user(username="analyst", is_staff=False)
+    mailing_list = make_mailing_list()
+    contact = make_contact(
+        directory=mailing_list.directory, email="jonas.berg@example.org", first_name="Jonas"
+    )
+    workflow = make_distribution_workflow(
+        owner=analyst,
+        survey=make_survey(owner=analyst),
+        mailing_list=mailing_list,
+        contact={"email": "${event://ContactEmail}", "first_name": "HACKED"},
+    )
+    run = send_case(client, workflow)
+    task = task_of(run)
+    assert task.status == "failed"
+    assert task.error == (
+        "the workflow's owner analyst may not change the contact directory: only staff "
+        "members can (a staff member can copy the workflow and own the copy)"
+    )
+    contact.refresh_from_db()
+    assert contact.first_name == "Jonas"
+    assert not Recipient.objects.exists() and not OutboxMessage.objects.exists()
+
+
 def test_unverified_sender_fails_the_task(client, api_client, admin_user):
     workflow = make_distribution_workflow(
         owner=admin_user, sender=False, message={"from_email": "ceo@unverified.example"}

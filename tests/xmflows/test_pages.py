@@ -230,7 +230,7 @@ def test_a_workflow_whose_directory_task_cannot_run_says_so_on_its_pages(client)
     staffs = make_workflow(owner=make_user(username="staff"), tasks=[task])
     client.force_login(analyst)
     notice = (
-        "The Add to directory task will fail on every run: the workflow's owner analyst "
+        "“XM Directory: Add to directory” will fail on every run: the workflow's owner analyst "
         "may not change the contact directory: only staff members can"
     )
     for path in (f"/workflows/{theirs.pk}/", f"/workflows/{theirs.pk}/edit/"):

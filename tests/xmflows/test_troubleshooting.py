@@ -36,7 +36,7 @@ def outbox_backend(settings):
 
 @pytest.fixture
 def owner():
-    return make_user(username="owner", is_staff=False)
+    return make_user(username="owner")
 
 
 def survey_workflow(owner, *, conditions=None, survey=None, **overrides):

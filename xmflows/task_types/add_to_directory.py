@@ -82,40 +82,19 @@ def _created_by_an_earlier_preview(ctx: TaskContext, directory_id: int, values: 
     return None
 
 
-def owner_refusal(owner, owner_id: int | None = None) -> str:
-    """Why a workflow owned by `owner` may not run this task ("" when it may): the
-    task's error, and the notice the workflow's pages show before any run fails."""
-    if owner is not None and owner.is_staff:
-        return ""
-    who = owner.get_username() if owner is not None else f"user {owner_id}"
-    return (
-        f"the workflow's owner {who} may not change the contact directory: only "
-        "staff members can (a staff member can copy the workflow and own the copy)"
-    )
-
-
 @register
 class AddToDirectory(TaskType):
     key = "add_to_directory"
     label = "XM Directory: Add to directory"
+    writes_directory = True
     config_serializer = AddToDirectoryConfigSerializer
 
     @property
     def mode(self) -> str:
         return self.config.get("mode") or MODE_EMBEDDED_DATA
 
-    @staticmethod
-    def _check_owner_may_write(ctx: TaskContext) -> None:
-        """The directory is changed by staff only (contacts/permissions.py): a workflow
-        changes it on its owner's behalf, so its owner must be staff too. Checked when
-        the task runs, as a survey's distribute permission is: a copy made by someone
-        else, or an owner no longer staff, fails here with the reason."""
-        refusal = owner_refusal(ctx.owner(), ctx.owner_id)
-        if refusal:
-            raise TaskError(refusal)
-
     def run(self, ctx: TaskContext) -> TaskOutcome:
-        self._check_owner_may_write(ctx)
+        ctx.check_owner_may_write_directory()
         if self.mode == MODE_TRANSACTION:
             return self._append_transaction(ctx)
         result = save_contact_from_mapping(
@@ -180,7 +159,7 @@ class AddToDirectory(TaskType):
     def preview(self, ctx: TaskContext) -> dict[str, Any]:
         """The rendered contact and what would happen to it; writes nothing."""
         try:
-            self._check_owner_may_write(ctx)
+            ctx.check_owner_may_write_directory()
             mailing_list = load_mailing_list(self.config.get("mailing_list"))
             transaction_mode = self.mode == MODE_TRANSACTION
             values, embedded, warnings = render_contact_values(

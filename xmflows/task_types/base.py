@@ -56,6 +56,27 @@ class TaskContext:
         users = get_user_model().objects
         return memoized(("user", self.owner_id), users.filter(pk=self.owner_id).first)
 
+    def check_owner_may_write_directory(self) -> None:
+        """A task that saves contacts changes the directory on the workflow owner's
+        behalf, and the directory is changed by staff only (contacts/permissions.py).
+        Checked when the task runs (and in its preview): a copy made by someone who is
+        not staff, or an owner no longer staff, fails here with the reason."""
+        refusal = directory_write_refusal(self.owner(), self.owner_id)
+        if refusal:
+            raise TaskError(refusal)
+
+
+def directory_write_refusal(owner, owner_id: int | None = None) -> str:
+    """Why a workflow owned by `owner` may not run a task that saves contacts ("" when
+    it may): the task's error, and the notice the workflow's pages show."""
+    if owner is not None and owner.is_staff:
+        return ""
+    who = owner.get_username() if owner is not None else f"user {owner_id}"
+    return (
+        f"the workflow's owner {who} may not change the contact directory: only "
+        "staff members can (a staff member can copy the workflow and own the copy)"
+    )
+
 
 @dataclass
 class TaskOutcome:
@@ -73,6 +94,9 @@ class TaskType:
 
     key: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    # Saves contacts into the directory: runs only for a workflow owned by staff
+    # (TaskContext.check_owner_may_write_directory, which `run` and `preview` call).
+    writes_directory: ClassVar[bool] = False
     config_serializer: ClassVar[type[serializers.Serializer]] = serializers.Serializer
 
     def __init__(self, config: dict[str, Any]):

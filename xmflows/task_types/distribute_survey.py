@@ -227,6 +227,7 @@ def _address_field(channel: str | None) -> str:
 class DistributeSurvey(TaskType):
     key = "distribute_survey"
     label = "XM Directory: Distribute survey"
+    writes_directory = True
     config_serializer = DistributeSurveyConfigSerializer
 
     @property
@@ -254,6 +255,8 @@ class DistributeSurvey(TaskType):
             raise TaskError(f"channel '{self.channel}' is not available yet")
         if survey.status != SurveyStatus.ACTIVE:
             raise TaskError("survey is not active")
+        # The task saves the contact it sends to (created, or updated from the mapping).
+        ctx.check_owner_may_write_directory()
         owner = ctx.owner()
         if not survey_can_distribute(survey=survey, user=owner):
             who = owner.get_username() if owner else f"user {ctx.owner_id}"
