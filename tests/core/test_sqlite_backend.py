@@ -2,9 +2,13 @@
 another connection holds the write lock, bounded by the busy timeout; placeholder
 conversions remembered."""
 
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
 from core.sqlite_backend import base as backend
@@ -102,7 +106,7 @@ def test_connections_use_wal_and_checkpoint_every_64_mib():
     page_size = values.pop("page_size")
     assert values == {
         "journal_mode": "wal",
-        "synchronous": 1,  # NORMAL
+        "synchronous": 2,  # FULL: an acknowledged message survives a power cut
         "wal_autocheckpoint": 16384,
         "journal_size_limit": 128 * 1024 * 1024,
     }
@@ -111,3 +115,30 @@ def test_connections_use_wal_and_checkpoint_every_64_mib():
     # truncates and regrows the file: p99 latency tripled (bench/ingest.py (a)).
     cycle_bytes = 32 + values["wal_autocheckpoint"] * (24 + page_size)
     assert cycle_bytes < values["journal_size_limit"]
+
+
+def _settings_in_a_new_process(value: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XMFLOWS_SQLITE_SYNCHRONOUS": value}
+    env.pop("DATABASE_URL", None)  # the SQLite default
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['init_command'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_normal_sync_is_an_opt_in_and_a_typo_is_refused_at_start():
+    chosen = _settings_in_a_new_process("normal")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "PRAGMA synchronous=NORMAL;" in chosen.stdout
+    typo = _settings_in_a_new_process("fast")
+    assert typo.returncode != 0
+    assert "XMFLOWS_SQLITE_SYNCHRONOUS='fast': use full (the default" in typo.stderr
