@@ -16,6 +16,7 @@ XMFLOWS_PROXY_COUNT proxies, the one the outermost proxy saw).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,9 +41,23 @@ USER_FROM_ADDRESS = Limit(failures=5, window=timedelta(minutes=15), block=timede
 ADDRESS = Limit(failures=20, window=timedelta(minutes=15), block=timedelta(minutes=15))
 
 
+def counted_address(address: str | None) -> str:
+    """The address counted: an IPv6 client holds a whole /64 (its router hands out any
+    address in it), so all of it counts as one."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 def _keys(username: str, address: str | None) -> dict[str, Limit]:
     name = (username or "").strip().lower()[:150]
-    where = address or "unknown"
+    where = counted_address(address)
     return {f"user:{name}|ip:{where}": USER_FROM_ADDRESS, f"ip:{where}": ADDRESS}
 
 

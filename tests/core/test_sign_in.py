@@ -325,3 +325,12 @@ def test_the_api_docs_send_a_signed_out_browser_to_sign_in(analyst):
     client = Client()
     sign_in(client, "analyst")
     assert client.get("/api/v1/docs/", HTTP_ACCEPT="text/html").status_code == 200
+
+
+def test_an_ipv6_client_cannot_dodge_the_count_by_changing_address_within_its_64(analyst):
+    for host in range(5):
+        attempt(from_address(f"2001:db8:1:2::{host + 1}"), "analyst", "guess")
+    refused = attempt(from_address("2001:db8:1:2:ffff::9"), "analyst", PASSWORD)
+    assert not signed_in(refused)
+    assert SignInThrottle.objects.filter(key="user:analyst|ip:2001:db8:1:2::/64").exists()
+    assert signed_in(attempt(from_address("2001:db8:1:3::1"), "analyst", PASSWORD))

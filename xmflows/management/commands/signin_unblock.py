@@ -4,6 +4,7 @@ cannot reach the admin's Sign-in throttles page because they are the one blocked
 from django.core.management.base import BaseCommand, CommandError
 
 from xmflows.models import SignInThrottle
+from xmflows.sign_in import counted_address
 
 
 class Command(BaseCommand):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         rows = SignInThrottle.objects.all()
         username = (options["username"] or "").strip().lower()
         address = (options["address"] or "").strip()
+        address = counted_address(address) if address else ""  # an IPv6 address: its /64
         if not (options["all"] or username or address):
             for row in rows.order_by("-last_failure_at"):
                 blocked = (
