@@ -18,6 +18,7 @@ __all__ = [
     "find_placeholders",
     "menu_entries",
     "render",
+    "template_problems",
 ]
 
 CONTACT_FIELDS: tuple[str, ...] = (
@@ -138,6 +139,45 @@ def find_placeholders(template: str) -> list[Placeholder]:
         for token in _tokenize(template)
         if isinstance(token, Placeholder)
     ]
+
+
+def template_problems(template: str) -> list[str]:
+    """The placeholders of ``template`` that can never give a value, whatever the
+    message: unclosed, of an unknown kind, or naming what that kind cannot hold. One
+    sentence each, for refusing a template when it is saved (render() only warns, run
+    after run). A field the event may still send (${event://Any}) is not one."""
+    problems: list[str] = []
+    for token in _tokenize(template or ""):
+        if isinstance(token, _Malformed):
+            excerpt = token.text.rstrip()
+            if len(excerpt) > _EXCERPT_LIMIT:
+                excerpt = excerpt[:_EXCERPT_LIMIT] + "…"
+            problems.append(f"'{excerpt}' is not closed: a placeholder ends with }}")
+        elif isinstance(token, Placeholder):
+            problem = _syntax_problem(token)
+            if problem:
+                problems.append(f"{token.raw} {problem}")
+    return list(dict.fromkeys(problems))
+
+
+def _syntax_problem(placeholder: Placeholder) -> str:
+    kind, path = placeholder.kind, placeholder.path
+    if kind == "":
+        return "is not of the form ${kind://path}"
+    if kind == "event":
+        return "" if path.strip() else "names no field (${event://FieldName})"
+    if kind == "m":
+        return (
+            ""
+            if path in CONTACT_FIELDS
+            else f"names no contact field ({', '.join(CONTACT_FIELDS)})"
+        )
+    if kind in ("e", "tx"):
+        name = path[len(_FIELD_PREFIX) :] if path.startswith(_FIELD_PREFIX) else ""
+        return "" if name.strip() else f"names no field (${{{kind}://Field/Name}})"
+    if kind == "l":
+        return "" if path in _LINK_URL_KEY else f"names no link ({', '.join(LINK_NAMES)})"
+    return f"has an unknown kind '{kind}' (event, m, e, tx or l)"
 
 
 def menu_entries(

@@ -24,8 +24,8 @@ from contacts.selectors import embedded_data_names
 from core.jsontext import loads
 from core.pages import forbidden
 from core.params import id_or_none, parse_id
-from core.piped_text import menu_entries
-from surveys.models import Survey
+from core.piped_text import menu_entries, template_problems
+from surveys.models import Survey, SurveyStatus
 from surveys.selectors import survey_list_visible
 from xmflows import selectors, task_types
 from xmflows.builder_form import (
@@ -45,7 +45,7 @@ from xmflows.builder_form import (
     state_from_definition,
     state_from_post,
 )
-from xmflows.conditions import OPERATORS
+from xmflows.conditions import OPERATORS, text_comparisons
 from xmflows.dry_run import PREVIEW_TEMPLATE_MAX, message_preview
 from xmflows.models import OnFailure, Run, Workflow
 from xmflows.salesforce_objects import STANDARD_OBJECTS
@@ -432,17 +432,74 @@ def builder_context(
 
 
 def _task_notices(state: FormState, *, owner) -> list[str]:
-    """What will make every run fail whatever the message, said before one does."""
+    """What will make runs fail or misbehave whatever the message, said when the
+    workflow is shown and saved (not refused: piped text renders, with a warning, what
+    it cannot fill, and a survey may be activated later)."""
+    notices: list[str] = []
     labels = []
     for task in state.tasks:
         task_type = task_types.get(task.type)
         if task_type is not None and task_type.writes_directory and task_type.label not in labels:
             labels.append(task_type.label)
     refusal = directory_write_refusal(owner) if labels else ""
-    if not refusal:
-        return []
-    named = " and ".join(f"“{label}”" for label in labels)
-    return [f"{named} will fail on every run: {refusal}."]
+    if refusal:
+        named = " and ".join(f"“{label}”" for label in labels)
+        notices.append(f"{named} will fail on every run: {refusal}.")
+    notices.extend(f"Conditions, {note}." for note in text_comparisons(_conditions(state)))
+    for number, task in enumerate(state.tasks, start=1):
+        for label, template in _templates(task):
+            for problem in template_problems(template):
+                notices.append(f"Task {number}, {label}: {problem}; it comes out empty.")
+        if task.type == "distribute_survey":
+            notices.extend(f"Task {number}: {note}" for note in _distribution_notes(task))
+    return notices
+
+
+def _conditions(state: FormState) -> dict[str, Any]:
+    return {"rules": [dict(rule) for rule in state.rules]}
+
+
+def _templates(task: TaskState) -> list[tuple[str, str]]:
+    """(where, template) for every piped-text value of a task's form."""
+    found = [(f"contact {name.replace('_', ' ')}", value) for name, value in task.contact.items()]
+    found += [(f"embedded data {name or '(unnamed)'}", value) for name, value in task.embedded]
+    channel = task.scalars.get("channel") or "email"
+    message_keys = ("text",) if channel in SMS_CHANNELS else EMAIL_MESSAGE_FIELDS
+    found += [(name.replace("_", " "), task.message.get(name) or "") for name in message_keys]
+    for follow_up, values in task.follow_ups.items():
+        if values.get("on"):
+            found += [
+                (f"{follow_up.replace('_', '-')} {name}", value)
+                for name, value in values.items()
+                if name in ("subject", "body", "text")
+            ]
+    return [(where, template) for where, template in found if template]
+
+
+_SURVEY_LINKS = ("${l://SurveyURL", "${l://SurveyLink")
+
+
+def _distribution_notes(task: TaskState) -> list[str]:
+    notes = []
+    survey = id_or_none(task.scalars.get("survey"))
+    found = (
+        Survey.objects.filter(pk=survey).values_list("name", "status").first() if survey else None
+    )
+    if found is not None and found[1] != SurveyStatus.ACTIVE:
+        notes.append(
+            f"survey “{found[0]}” is not active: every run fails (“survey is not active”) "
+            "until it is activated."
+        )
+    channel = task.scalars.get("channel") or "email"
+    if channel == "sms_survey":
+        return notes  # the questions go by text: no link needed
+    invitation = task.message.get("text" if channel in SMS_CHANNELS else "body") or ""
+    if invitation.strip() and not any(link in invitation for link in _SURVEY_LINKS):
+        notes.append(
+            "the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}: the person "
+            "gets no way to answer."
+        )
+    return notes
 
 
 def _merge(*sources: dict[str, list[str]]) -> dict[str, list[str]]:

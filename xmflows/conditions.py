@@ -195,6 +195,24 @@ def _quoted(value: str) -> str:
     return f"'{value}'"
 
 
+def text_comparisons(conditions: Mapping[str, Any] | None) -> list[str]:
+    """Rules that compare "greater/less than" a value that is neither a number nor a
+    date: allowed (text compares alphabetically), but rarely what was meant
+    ("1,000" or "ten thousand"), so the builder says so when the workflow is saved."""
+    notes: list[str] = []
+    rules = (conditions or {}).get("rules") if isinstance(conditions, Mapping) else None
+    for number, rule in enumerate(rules if isinstance(rules, list) else [], start=1):
+        if not isinstance(rule, Mapping) or rule.get("op") not in ("greater_than", "less_than"):
+            continue
+        value = _as_text(rule.get("value", ""))
+        if value.strip() and _number(value) is None and _moment(value) is None:
+            notes.append(
+                f"rule {number}: {value!r} is neither a number nor a date (YYYY-MM-DD), so "
+                f"{rule.get('field')} is compared with it as text, alphabetically"
+            )
+    return notes
+
+
 def _as_text(value: object) -> str:
     # JSON definitions may say "value": true or 45000; the payload is text.
     if isinstance(value, bool):

@@ -18,6 +18,7 @@ from core.piped_text import (
     find_placeholders,
     menu_entries,
     render,
+    template_problems,
 )
 
 SURVEY_URL = "https://xm.example.com/s/abc?r=1&t=2"
@@ -517,3 +518,28 @@ def test_render_never_raises(
 @given(st.text().filter(lambda text: "${" not in text))
 def test_text_without_placeholders_is_unchanged(template: str) -> None:
     assert render(template, RenderContext(), html=True) == Rendered(text=template, warnings=())
+
+
+@pytest.mark.parametrize(
+    ("template", "problems"),
+    [
+        ("Hello ${event://First_Name__c}, ${m://FirstName} ${e://Field/Store Region}", []),
+        ("${event://NoSuchField__c}", []),  # the event may still send it
+        ("${l://SurveyLink?d=Take%20it} ${tx://Field/Order}", []),
+        ("$5 and {braces}", []),
+        ("${event://}", ["${event://} names no field (${event://FieldName})"]),
+        (
+            "Hi ${event://StageName",
+            ["'${event://StageName' is not closed: a placeholder ends with }"],
+        ),
+        ("${bogus://X}", ["${bogus://X} has an unknown kind 'bogus' (event, m, e, tx or l)"]),
+        ("${FirstName}", ["${FirstName} is not of the form ${kind://path}"]),
+        ("${e://Region}", ["${e://Region} names no field (${e://Field/Name})"]),
+        (
+            "${l://Survey} ${l://Survey}",
+            ["${l://Survey} names no link (SurveyURL, SurveyLink, OptOutURL, OptOutLink)"],
+        ),
+    ],
+)
+def test_template_problems_are_the_placeholders_that_can_never_give_a_value(template, problems):
+    assert template_problems(template) == problems

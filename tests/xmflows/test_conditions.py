@@ -390,3 +390,21 @@ def test_valid_conditions_never_raise(op: str, match: str, value: Any, actual: s
     result = evaluate_conditions({"match": match, "rules": [rule]}, {"F": actual})
     assert result.details[0]["passed"] is result.passed
     assert result.reason
+
+
+def test_text_comparisons_name_the_rules_that_compare_as_text():
+    from xmflows.conditions import text_comparisons
+
+    conditions = {
+        "rules": [
+            {"field": "Amount", "op": "greater_than", "value": "1,000"},
+            {"field": "Amount", "op": "less_than", "value": 5000},
+            {"field": "CloseDate", "op": "greater_than", "value": "2026-01-01"},
+            {"field": "Name", "op": "equals", "value": "ten"},
+        ]
+    }
+    assert text_comparisons(conditions) == [
+        "rule 1: '1,000' is neither a number nor a date (YYYY-MM-DD), so Amount is "
+        "compared with it as text, alphabetically"
+    ]
+    assert text_comparisons(None) == [] and text_comparisons({"rules": "junk"}) == []

@@ -5,7 +5,14 @@ import json
 
 import pytest
 
+from surveys.models import SurveyStatus
 from tests.conftest import fixture_bytes
+from tests.distributions.builders import (
+    distribute_task,
+    make_distribution_workflow,
+    make_sender,
+    make_survey,
+)
 from tests.factories import event_path, make_mailing_list, make_user, make_workflow
 from xmflows.models import Run, TaskRun, Workflow
 
@@ -266,3 +273,40 @@ def test_a_run_that_is_gone_says_why_on_its_page(client):
             f"Run {run.pk} does not exist (any more): deleting a workflow deletes its runs" in text
         )
         assert 'href="/workflows/"' in text  # the site's layout, not a bare page
+
+
+def test_the_builder_says_what_will_misbehave_on_every_run(client):
+    owner = make_user(username="owner")
+    make_sender()
+    survey = make_survey(owner=owner, name="Old survey", status=SurveyStatus.INACTIVE)
+    task = distribute_task(survey=survey, mailing_list=make_mailing_list())
+    task["message"]["subject"] = "Hi ${bogus://X}"
+    task["message"]["body"] = "<p>Dear ${event://}, ${event://StageName</p>"
+    workflow = make_workflow(
+        owner=owner,
+        tasks=[task],
+        conditions={
+            "match": "all",
+            "rules": [
+                {"field": "Amount", "op": "greater_than", "value": "ten thousand"},
+                {"field": "Amount", "op": "less_than", "value": "5000"},
+            ],
+        },
+    )
+    client.force_login(owner)
+    text = html.unescape(client.get(f"/workflows/{workflow.pk}/").content.decode())
+    for notice in (
+        "Conditions, rule 1: 'ten thousand' is neither a number nor a date (YYYY-MM-DD), "
+        "so Amount is compared with it as text, alphabetically.",
+        "Task 1, subject: ${bogus://X} has an unknown kind 'bogus' (event, m, e, tx or l); "
+        "it comes out empty.",
+        "Task 1, body: ${event://} names no field (${event://FieldName}); it comes out empty.",
+        "Task 1, body: '${event://StageName</p>' is not closed: a placeholder ends with }",
+        "Task 1: survey “Old survey” is not active: every run fails",
+        "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}",
+    ):
+        assert notice in text, notice
+    assert "rule 2:" not in text  # a number: compared as numbers
+    # A sound workflow has none.
+    fine = make_distribution_workflow(owner=owner)
+    assert "Check before it runs" not in client.get(f"/workflows/{fine.pk}/").content.decode()
