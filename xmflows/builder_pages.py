@@ -45,7 +45,7 @@ from xmflows.builder_form import (
     state_from_definition,
     state_from_post,
 )
-from xmflows.conditions import OPERATORS, text_comparisons
+from xmflows.conditions import OPERATOR_PHRASES, OPERATORS, text_comparisons
 from xmflows.dry_run import PREVIEW_TEMPLATE_MAX, message_preview
 from xmflows.models import OnFailure, Run, Workflow
 from xmflows.salesforce_objects import STANDARD_OBJECTS
@@ -59,15 +59,6 @@ from xmflows.services import (
 )
 from xmflows.task_types.base import directory_write_refusal
 
-OPERATOR_LABELS = {
-    "equals": "equals",
-    "not_equals": "does not equal",
-    "contains": "contains",
-    "is_empty": "is empty",
-    "is_not_empty": "is not empty",
-    "greater_than": "is greater than",
-    "less_than": "is less than",
-}
 CHANNEL_CHOICES = [
     ("email", "Email invitation"),
     ("sms", "SMS invitation"),
@@ -348,7 +339,8 @@ def _choices(user, state: FormState | None = None) -> dict[str, Any]:
         )[:500]
     ]
     surveys = [
-        (str(item.pk), f"{item.name} ({item.get_status_display()})")
+        # "Old survey — inactive (closed)": the status's label reads well after a dash.
+        (str(item.pk), f"{item.name} — {item.get_status_display().lower()}")
         for item in survey_list_visible(user=user).order_by("name")[:500]
     ]
     # A survey the form already names but this user may not see (a copied workflow,
@@ -374,7 +366,7 @@ def _choices(user, state: FormState | None = None) -> dict[str, Any]:
         "channel_choices": CHANNEL_CHOICES,
         "mode_choices": MODE_CHOICES,
         "reminder_when_choices": REMINDER_WHEN_CHOICES,
-        "operator_choices": [(op, OPERATOR_LABELS[op]) for op in OPERATORS],
+        "operator_choices": [(op, OPERATOR_PHRASES[op]) for op in OPERATORS],
         "match_choices": MATCH_CHOICES,
         "on_failure_choices": OnFailure.choices,
         "object_suggestions": list(STANDARD_OBJECTS),

@@ -36,7 +36,8 @@ _NEEDS_TEXT = frozenset({"contains", "greater_than", "less_than"})
 _RULE_KEYS = frozenset({"field", "op", "value"})
 _CONDITION_KEYS = frozenset({"match", "rules"})
 
-_OPERATOR_PHRASES: dict[str, str] = {
+# How people read each operator (the builder's choices, reasons, the dry run).
+OPERATOR_PHRASES: dict[str, str] = {
     "equals": "equals",
     "not_equals": "does not equal",
     "contains": "contains",
@@ -179,7 +180,7 @@ def evaluate_conditions(
 def _describe_failure(
     name: str, op: str, expected: str | None, actual: str | None, present: bool
 ) -> str:
-    rule_text = f"{name} {_OPERATOR_PHRASES[op]}"
+    rule_text = f"{name} {OPERATOR_PHRASES[op]}"
     if expected is not None:
         rule_text += f" {_quoted(expected)}"
     if not present:

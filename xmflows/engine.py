@@ -122,7 +122,7 @@ def run_execute(*, run_id: int) -> str | None:
             continue
         if task_run.status == TaskRunStatus.FAILED:
             # Failed before and not reset by a retry: keep the verdict.
-            failures.append(f"task {task.position + 1} ({task.type}): {task_run.error}")
+            failures.append(f"task {task.position + 1} ({_label(task.type)}): {task_run.error}")
             if run.workflow.on_failure == OnFailure.STOP:
                 _mark_not_run(run, tasks[index + 1 :])
                 break
@@ -131,7 +131,7 @@ def run_execute(*, run_id: int) -> str | None:
         if verdict == "retry":
             return RunStatus.QUEUED
         if verdict == "failed":
-            failures.append(f"task {task.position + 1} ({task.type}): {task_run.error}")
+            failures.append(f"task {task.position + 1} ({_label(task.type)}): {task_run.error}")
             if run.workflow.on_failure == OnFailure.STOP:
                 _mark_not_run(run, tasks[index + 1 :])
                 break
@@ -142,6 +142,13 @@ def run_execute(*, run_id: int) -> str | None:
         return RunStatus.FAILED
     _finish(run, RunStatus.SUCCEEDED, "")
     return RunStatus.SUCCEEDED
+
+
+def _label(task_type: str) -> str:
+    """How a run's reason names a task: as the builder does ("XM Directory: Distribute
+    survey"), its key when the type has no label or is not installed."""
+    registered = task_types.get(task_type)
+    return (registered.label if registered else "") or task_type
 
 
 def _execute_task(run: Run, task, task_run: TaskRun, ctx: TaskContext) -> str:

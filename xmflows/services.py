@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.piped_text import find_placeholders
+from core.piped_text import EVENT_FACTS, find_placeholders
 from xmflows.intake import delivery_receive, enqueue_runs
 from xmflows.models import (
     Delivery,
@@ -216,13 +216,18 @@ class EventTestResult:
 
 
 def _event_fields_referenced(workflow: Workflow) -> list[str]:
-    """Event fields the workflow's tasks pipe in (${event://Name}), in order."""
+    """Event fields the workflow's tasks pipe in (${event://Name}), in order; not the
+    notification's own facts (${event://RecordId} …), which no record field holds."""
     names: list[str] = []
 
     def walk(value: Any) -> None:
         if isinstance(value, str):
             for placeholder in find_placeholders(value):
-                if placeholder.kind == "event" and placeholder.path not in names:
+                if (
+                    placeholder.kind == "event"
+                    and placeholder.path not in EVENT_FACTS
+                    and placeholder.path not in names
+                ):
                     names.append(placeholder.path)
         elif isinstance(value, dict):
             for item in value.values():

@@ -218,12 +218,13 @@ def test_an_sms_task_needs_a_phone_mapping_but_no_email(api_client, admin_user):
     assert "phone" in refused.json()["tasks"][0]["contact"]
 
 
-def test_an_empty_text_is_refused(api_client, admin_user):
+@pytest.mark.parametrize("text", ["   ", ""], ids=["spaces", "blank"])
+def test_an_empty_text_is_refused(api_client, admin_user, text):
     task = sms_task(
         survey=make_survey(owner=admin_user),
         mailing_list=make_mailing_list(),
         channel="sms_survey",
-        message={"text": "   "},
+        message={"text": text},
     )
     refused = api_client.post("/api/v1/workflows/", _definition(task), format="json")
     assert refused.status_code == 400

@@ -177,7 +177,7 @@ def test_stop_on_failure_records_the_tasks_not_run(client, owner, task_probe):
     assert run.status == "failed"
     assert task_statuses(run) == ["succeeded", "failed", "not_run"]
     assert task_probe.labels() == ["a", "b"]
-    assert "task 2 (test_probe): b failed on purpose" in run.reason
+    assert "task 2 (Test probe): b failed on purpose" in run.reason  # its label
     failed, not_run = run.task_runs.order_by("position")[1:]
     assert failed.error == "b failed on purpose"
     assert "not run" in not_run.error

@@ -48,7 +48,7 @@ def survey_workflow(owner, *, conditions=None, survey=None, **overrides):
         "survey": survey.pk,
         "mailing_list": make_mailing_list().pk,
         "contact": dict(MAPPING),
-        "embedded_data": {"CaseNumber": "${event://CaseNumber}"},
+        "embedded_data": {"CaseNumber": "${event://CaseNumber}", "Rec": "${event://RecordId}"},
         "message": {
             "from_name": "Care",
             "from_email": SENDER,
@@ -93,6 +93,8 @@ def test_event_test_posts_a_sample_through_the_endpoint_and_shows_its_run(client
     assert fields["CaseNumber"].isdigit()
     # … and made to meet the workflow's conditions, so the test shows the tasks at work.
     assert fields["IsClosed"] == "true"
+    # The notification's own facts are not record fields: none is invented for them.
+    assert "RecordId" not in fields and "ObjectType" not in fields
     run.refresh_from_db()
     assert run.status == "succeeded", run.reason
     assert OutboxMessage.objects.get().to == "test.contact@example.com"
@@ -176,7 +178,10 @@ def test_dry_run_explains_a_condition_that_fails_and_a_task_that_would(client, o
         survey=inactive,
         conditions={
             "match": "all",
-            "rules": [{"field": "Status", "op": "equals", "value": "Open"}],
+            "rules": [
+                {"field": "Status", "op": "equals", "value": "Open"},
+                {"field": "Priority", "op": "is_not_empty"},
+            ],
         },
     )
     post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
@@ -187,6 +192,8 @@ def test_dry_run_explains_a_condition_that_fails_and_a_task_that_would(client, o
     assert counts() == before
     assert "Not met: the run would be skipped" in page
     assert "Status equals" in page and "fails" in page
+    # Operators as people read them, not their keys.
+    assert "<td>is not empty</td>" in page and "is_not_empty" not in page
     assert "Would fail: survey is not active" in page
 
 

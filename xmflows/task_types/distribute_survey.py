@@ -82,13 +82,16 @@ MAX_DELAY_MINUTES = 60 * 24 * 30
 NEUTRAL_LINKS = {"SurveyURL": "{survey link}", "OptOutURL": "{opt-out link}"}
 
 
-def _template(*, max_length: int, required: bool = False) -> serializers.CharField:
+def _template(*, max_length: int, required: bool = False, blank: str = "") -> serializers.CharField:
+    """A piped-text field kept as typed; `blank`: what a required one says when empty
+    (the same words as its validate_ method says for one of spaces)."""
     return serializers.CharField(
         max_length=max_length,
         required=required,
         allow_blank=not required,
         default=serializers.empty if required else "",
         trim_whitespace=False,
+        error_messages={"blank": blank} if blank else None,
     )
 
 
@@ -96,8 +99,10 @@ class EmailMessageSerializer(StrictSerializer):
     from_name = _template(max_length=200)
     from_email = serializers.EmailField(max_length=320)
     reply_to = serializers.EmailField(max_length=320, required=False, allow_blank=True, default="")
-    subject = _template(max_length=SUBJECT_MAX, required=True)
-    body = _template(max_length=BODY_MAX, required=True)
+    subject = _template(
+        max_length=SUBJECT_MAX, required=True, blank="the subject must not be empty"
+    )
+    body = _template(max_length=BODY_MAX, required=True, blank="the message body must not be empty")
 
     def validate_from_email(self, value: str) -> str:
         # Checked again at every send (a sender can be unverified later); refused here
@@ -123,7 +128,7 @@ class EmailMessageSerializer(StrictSerializer):
 class SmsMessageSerializer(StrictSerializer):
     """`message` of the sms and sms_survey channels: one text with piped text."""
 
-    text = _template(max_length=SMS_TEXT_MAX, required=True)
+    text = _template(max_length=SMS_TEXT_MAX, required=True, blank="the SMS text must not be empty")
 
     def validate_text(self, value: str) -> str:
         if not value.strip():
