@@ -23,6 +23,7 @@ from xmflows.models import (
     Notification,
     Run,
     RunStatus,
+    RunTrigger,
     TaskRun,
     TaskRunStatus,
     Workflow,
@@ -714,8 +715,9 @@ def tasks_using_surveys(ids: set[int]) -> list[str]:
 def redeliveries(runs: Iterable[Run], *, scan: int = 500) -> dict[int, list[Delivery]]:
     """For each run, the later deliveries in which Salesforce sent its notification
     again (acknowledged, never run twice), oldest first; from the latest `scan`
-    deliveries with duplicates of the runs' workflows."""
-    runs = [run for run in runs if run.notification_id]
+    deliveries with duplicates of the runs' workflows. A replay shares its original's
+    notification but was never what Salesforce sent: it gets none."""
+    runs = [run for run in runs if run.notification_id and run.trigger != RunTrigger.REPLAY]
     if not runs:
         return {}
     earliest = min(run.notification.received_at for run in runs)

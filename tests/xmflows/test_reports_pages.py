@@ -165,6 +165,12 @@ def test_why_not_sent_shows_each_redelivery_of_the_notification(client, owner):
     )
     assert f"Salesforce sent this notification again 2 times: delivery #{second.pk}" in page
     assert f"delivery #{third.pk}" in page and "acknowledged, not run again." in page
+    # A replay of the run shares its notification, but Salesforce never sent the replay.
+    from xmflows.services import run_replay
+
+    run_replay(run=Run.objects.get())
+    page = client.get("/reports/workflows/why/", {"q": "5008a00009Zz0008AAB"}).content.decode()
+    assert page.count("Salesforce sent this notification again") == 1
     deliveries = client.get("/reports/workflows/deliveries/").content.decode()
     assert "(04l8a00000Q000008AAR)" in deliveries
 
