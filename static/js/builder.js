@@ -49,6 +49,20 @@
     root.querySelectorAll("article.task").forEach(showChannel);
     if (root.matches && root.matches("article.task")) showChannel(root);
     root.querySelectorAll("fieldset[data-follow-up]").forEach(showFollowUp);
+    root.querySelectorAll("select[data-role=rule-op]").forEach(showRuleValue);
+    if (root.matches && root.matches("tr.rule")) showRuleValue(root.querySelector("select[data-role=rule-op]"));
+  }
+
+  // "is empty" and "is not empty" take no value: its box is disabled (and so not sent),
+  // not left to collect text the server would drop.
+  var UNARY = ["is_empty", "is_not_empty"];
+  function showRuleValue(select) {
+    if (!select || select.disabled) return;
+    var input = select.closest("tr.rule").querySelector("input[data-role=rule-value]");
+    if (!input) return;
+    var unary = UNARY.indexOf(select.value) !== -1;
+    input.disabled = unary;
+    input.placeholder = unary ? "(no value)" : "true";
   }
 
   // The mapping's heading and help follow the add-to-directory mode.
@@ -179,6 +193,7 @@
     if (event.target.matches("select[data-role=channel]")) showChannel(event.target.closest("article.task"));
     if (event.target.matches("fieldset[data-follow-up] legend input")) showFollowUp(event.target.closest("fieldset"));
     if (event.target.matches("select[name$='.mode']")) showMode(event.target.closest("article.task"));
+    if (event.target.matches("select[data-role=rule-op]")) showRuleValue(event.target);
   });
   reveal(form);
 

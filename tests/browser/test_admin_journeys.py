@@ -304,6 +304,19 @@ def test_an_analyst_signs_in_and_downloads_the_history_csv(page, demo_data):
     assert "/accounts/login/?next=" in page.url
 
 
+def test_a_rule_that_takes_no_value_disables_its_value_box(page, demo_data):
+    log_in(page, "admin")
+    page.goto("/workflows/new/")
+    page.click("[data-action=add-rule]")
+    row = page.locator("tr.rule").last
+    value = row.locator("input[data-role=rule-value]")
+    assert value.is_enabled()
+    row.locator("select[data-role=rule-op]").select_option("is_empty")
+    assert value.is_disabled() and value.get_attribute("placeholder") == "(no value)"
+    row.locator("select[data-role=rule-op]").select_option("greater_than")
+    assert value.is_enabled()
+
+
 def test_dry_run_then_replay_for_real(page, demo_data):
     workflow = demo_workflow(demo_data)
     post_sample(workflow.event.url)

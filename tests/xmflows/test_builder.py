@@ -753,3 +753,16 @@ def test_the_mapping_is_called_transaction_data_in_transaction_mode(client, owne
     # (this card's three, and those of the blank card the page copies for a new task)
     assert page.count('title="required" data-mode-text="embedded_data">*</abbr>') == 6
     assert '<span data-mode-text="embedded_data">Embedded data field name</span>' in page
+
+
+def test_a_number_typed_wrong_is_said_and_kept_not_dropped(client, owner, setup):
+    client.force_login(owner)
+    data = demo_post(setup, **{**FOLLOW_UPS_POST, "tasks.0.link_expiry_days": "7e"})
+    response = client.post("/workflows/new/", data)
+    assert response.status_code == 400
+    assert not Workflow.objects.exists()
+    page = response.content.decode()
+    assert errors_beside(page, "f-tasks-0-link_expiry_days") == ["A valid integer is required."]
+    assert dict(form_fields(page, "builder"))["tasks.0.link_expiry_days"] == "7e"
+    # A text input the browser cannot empty (type=number sends "" for "7e").
+    assert 'inputmode="numeric" id="f-tasks-0-link_expiry_days"' in page
