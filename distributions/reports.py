@@ -15,7 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db import models
 from django.db.models import Count, Func, Q, QuerySet
 
-from distributions.models import DistributionChannel, MessageKind, Recipient, RecipientStatus
+from distributions.models import (
+    UNSENT,
+    DistributionChannel,
+    MessageKind,
+    Recipient,
+    RecipientStatus,
+)
 from distributions.selectors import recipients_visible
 
 MAX_DAYS = 366
@@ -42,6 +48,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("failed", "Failed", "lines"),
     Metric("skipped", "Skipped", "lines"),
     Metric("opted_out", "Opted out", "lines"),
+    # Pending or Scheduled: not gone yet (a send delay, quiet hours, a retry's wait).
+    Metric("waiting", "Not sent yet", "lines"),
 )
 _BOUNCES = (RecipientStatus.SOFT_BOUNCE, RecipientStatus.HARD_BOUNCE)
 
@@ -86,6 +94,7 @@ def _aggregates() -> dict[str, Count]:
         "failed": Count("id", filter=Q(status=RecipientStatus.FAILED)),
         "skipped": Count("id", filter=Q(status=RecipientStatus.SKIPPED)),
         "opted_out": Count("id", filter=Q(status=RecipientStatus.OPTED_OUT)),
+        "waiting": Count("id", filter=Q(status__in=UNSENT)),
     }
 
 

@@ -43,6 +43,7 @@ METRIC_COLORS = {
     "failed": "#cf222e",
     "skipped": "#6e7781",
     "opted_out": "#bf3989",
+    "waiting": "#57606a",
 }
 CHANNEL_COLORS = {"email": "#0969da", "sms": "#1a7f37", "sms_survey": "#8250df"}
 

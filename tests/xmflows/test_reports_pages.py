@@ -272,6 +272,7 @@ def test_distribution_report_counts_and_rates(client, owner):
     assert (totals["sent"], totals["delivered"], totals["opened"]) == (3, 2, 2)
     assert (totals["started"], totals["finished"], totals["bounced"]) == (1, 1, 1)
     assert (totals["failed"], totals["opted_out"], totals["skipped"]) == (1, 1, 0)
+    assert totals["waiting"] == 0
     by_key = {metric.key: metric for metric in METRICS}
     assert rate(totals, by_key["sent"]) == 60.0  # of lines
     assert rate(totals, by_key["finished"]) == 33.3  # of sent
@@ -290,6 +291,14 @@ def test_distribution_report_counts_and_rates(client, owner):
         until=today,
     )
     assert other.totals["lines"] == 0
+
+    # A line planned for later is counted as not sent yet, not left out of every column.
+    Recipient.objects.filter(status="failed").update(status="scheduled")
+    later = distribution_report(
+        recipients=report_recipients(user=owner, survey_id=survey.pk), since=today, until=today
+    )
+    assert (later.totals["waiting"], later.totals["failed"]) == (1, 0)
+    assert rate(later.totals, by_key["waiting"]) == 20.0  # of lines
 
 
 def test_distribution_report_page_draws_charts_with_csv_downloads(client, owner):
