@@ -10,6 +10,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from contacts.models import MailingList
+from contacts.normalize import normalize_phone
 from core.job_memo import memoized
 from core.piped_text import render
 from xmflows import task_types
@@ -96,7 +98,8 @@ def run_execute(*, run_id: int) -> str | None:
         _finish(run, RunStatus.FAILED, f"the workflow's conditions are invalid: {error}")
         return RunStatus.FAILED
     if not result.passed:
-        _finish(run, RunStatus.SKIPPED, result.reason, email=_mapped_email(run, ctx))
+        email, phone = _mapped_contact(run, ctx)
+        _finish(run, RunStatus.SKIPPED, result.reason, email=email, phone=phone)
         return RunStatus.SKIPPED
     failures: list[str] = []
     # The workflow's definition, read once per job (core.job_memo).
@@ -136,9 +139,10 @@ def run_execute(*, run_id: int) -> str | None:
                 _mark_not_run(run, tasks[index + 1 :])
                 break
     if failures:
-        # A task that failed before saving the contact left no email on the run.
-        email = "" if run.email else _mapped_email(run, ctx)
-        _finish(run, RunStatus.FAILED, "; ".join(failures), email=email)
+        email, phone = _mapped_contact(run, ctx)
+        # A task that saved the contact left its email on the run: that one stays.
+        email = "" if run.email else email
+        _finish(run, RunStatus.FAILED, "; ".join(failures), email=email, phone=phone)
         return RunStatus.FAILED
     _finish(run, RunStatus.SUCCEEDED, "")
     return RunStatus.SUCCEEDED
@@ -234,23 +238,48 @@ def _mark_not_run(run: Run, remaining) -> None:
         )
 
 
-def _mapped_email(run: Run, ctx: TaskContext) -> str:
-    """The address the workflow would have used, rendered from the first task that
-    maps one: a run skipped on its conditions, or failed before a contact was saved,
-    records no email, yet "why did this person get no survey?" is asked by email."""
-    for config in run.workflow.tasks.order_by("position").values_list("config", flat=True):
-        template = ((config or {}).get("contact") or {}).get("email") or ""
-        if template:
-            address = render(template, ctx.render_context()).text.strip()
-            return address[:254] if "@" in address else ""
-    return ""
+def _mapped_contact(run: Run, ctx: TaskContext) -> tuple[str, str]:
+    """The email and phone number the workflow would have used, rendered from the
+    first task that maps each: a run skipped on its conditions, or failed before a
+    contact was saved, has no contact or line to find it by, yet "why did this person
+    get no survey?" is asked by email or by number."""
+    email = phone = ""
+    configs = run.workflow.tasks.order_by("position").values_list("config", flat=True)
+    for config in configs:
+        mapping = (config or {}).get("contact") or {}
+        if not email and mapping.get("email"):
+            address = render(mapping["email"], ctx.render_context()).text.strip()
+            email = address[:254] if "@" in address else ""
+        if not phone and mapping.get("phone"):
+            phone = _mapped_phone(mapping["phone"], config.get("mailing_list"), ctx)
+        if email and phone:
+            break
+    return email, phone
 
 
-def _finish(run: Run, status: str, reason: str, *, email: str = "") -> None:
+def _mapped_phone(template: str, mailing_list_id, ctx: TaskContext) -> str:
+    """E.164, read as the task's directory would read it ("" when not a number)."""
+    number = render(template, ctx.render_context()).text.strip()
+    if not number:
+        return ""
+    country = (
+        MailingList.objects.filter(pk=mailing_list_id)
+        .values_list("directory__default_country", flat=True)
+        .first()
+    )
+    try:
+        return normalize_phone(number, country or "US")
+    except ValueError:
+        return ""
+
+
+def _finish(run: Run, status: str, reason: str, *, email: str = "", phone: str = "") -> None:
     now = timezone.now()
     changes = {"status": status, "reason": reason, "finished_at": now, "next_attempt_at": None}
     if email:
         changes["email"] = email
+    if phone:
+        changes["phone"] = phone
     Run.objects.filter(pk=run.pk).update(**changes)
     if status == RunStatus.FAILED and run.workflow.notify_owner_on_failure:
         _notify_owner(run, reason)

@@ -394,6 +394,7 @@ def _store(
                 "reason": "",
                 "record_id": record_id,
                 "email": "",
+                "phone": "",
                 "created_at": now,
                 "attempts": 0,
                 "enqueued_at": now,

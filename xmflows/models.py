@@ -185,6 +185,9 @@ class Run(models.Model):
     # Copied from the payload / the contact so reports can search without JSON lookups.
     record_id = models.CharField(max_length=40, blank=True)
     email = models.CharField(max_length=254, blank=True)
+    # The number (E.164) a run that stopped before saving a contact would have used
+    # (skipped on its conditions, failed early); other runs are found by their lines.
+    phone = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -213,6 +216,8 @@ class Run(models.Model):
             # "Why not sent?" by email, in any case: selectors.runs_matching compares
             # lower() on both sides, which a plain index on email cannot serve.
             models.Index(Lower("email"), name="run_email_lower"),
+            # "Why not sent?" by phone number, for the few runs that keep one.
+            models.Index(fields=["phone"], name="run_phone", condition=~Q(phone="")),
             models.Index(fields=["created_at"], name="run_created_at"),
             models.Index(
                 fields=["next_attempt_at"],

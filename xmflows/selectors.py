@@ -153,7 +153,8 @@ def phone_forms(search: str) -> list[str]:
 
 def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     """Runs of a Salesforce record id, of an email address (any case), or of a phone
-    number (through the distribution lines of its contacts).
+    number (through the distribution lines of its contacts, or the number a run that
+    stopped before any line kept).
 
     Each is one indexed lookup: record ids never hold "@", emails always do, so the
     two never need an OR (which would keep the planner from using either index).
@@ -165,8 +166,9 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
         return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(search)))
     numbers = phone_forms(search)
     if numbers:
-        # A run keeps its contact's email, not its phone: the runs that texted (or
-        # would have texted) the number are found through their distribution lines,
+        # A run keeps its contact's email, and its phone only when it stopped early:
+        # the runs that texted (or would have texted) the number are found through
+        # their distribution lines,
         # by the number a line was sent to (an SMS line keeps it, also once the
         # contact's number has changed) and by the contacts that have it now.
         lines = Recipient.objects.filter(workflow_run_id__isnull=False)
@@ -176,7 +178,10 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
         of_contacts = lines.filter(
             contact_id__in=Contact.objects.filter(phone__in=numbers).values("pk")
         ).values("workflow_run_id")
-        return queryset.filter(Q(pk__in=texted) | Q(pk__in=of_contacts))
+        # And the runs that stopped before any line, which keep the number they would
+        # have used (the exclude, as above, for the partial index run_phone).
+        stopped = Run.objects.filter(phone__in=numbers).exclude(phone="").values("pk")
+        return queryset.filter(Q(pk__in=texted) | Q(pk__in=of_contacts) | Q(pk__in=stopped))
     # The 15-character id finds the runs of its 18-character form, and back.
     return queryset.filter(record_id__in=record_id_forms(search))
 

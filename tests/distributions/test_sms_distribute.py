@@ -18,6 +18,7 @@ from tests.distributions.sms_builders import (
     sms_task,
 )
 from tests.factories import make_contact, make_directory, make_mailing_list
+from xmflows.models import Workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -314,6 +315,24 @@ def test_the_why_page_finds_a_text_by_its_number_after_the_contact_changed_it(
         assert re.findall(r'data-run="(\d+)"', page) == [str(run.pk)], typed
     listed = client.get("/reports/workflows/", {"q": "415-555-0100"}).content.decode()
     assert f"/reports/workflows/runs/{run.pk}/" in listed
+
+
+def test_the_why_page_finds_a_run_skipped_on_its_conditions_by_the_number(
+    client, admin_user, outbox_sms
+):
+    # Skipped before any contact or line: the run keeps the number it would have texted.
+    workflow = make_sms_workflow(owner=admin_user)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        conditions={"rules": [{"field": "Priority", "op": "equals", "value": "Low"}]}
+    )
+    run = send_sms_case(client, workflow, ContactEmail=None)
+    run.refresh_from_db()
+    assert (run.status, run.phone) == ("skipped", "+14155550100")
+    client.force_login(admin_user)
+    for typed in ("(415) 555-0100", "+1 415 555 0100"):
+        page = client.get("/reports/workflows/why/", {"q": typed}).content.decode()
+        assert re.findall(r'data-run="(\d+)"', page) == [str(run.pk)], typed
+        assert "condition not met" in page
 
 
 def test_an_unreadable_email_with_nothing_else_to_recognise_the_person_fails(

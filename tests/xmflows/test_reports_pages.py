@@ -344,6 +344,7 @@ def test_distribution_reports_show_only_surveys_the_user_may_see(client, owner):
         ({"search": "Jonas.Berg@Example.org"}, "run_email_lower"),
         ({"search": "5008a00002Ab01aAAB"}, "run_record_id"),
         ({"search": "+1 415 555 0100"}, "recipient_phone"),
+        ({"search": "+1 415 555 0100"}, "run_phone"),
         ({"workflow_id": 1, "status": "failed"}, "run_workflow_status_recent"),
     ],
 )
