@@ -272,7 +272,12 @@
     }
   }
 
+  var opener = null;  // the {a} button that opened the menu
+
   function openMenu(button) {
+    if (opener) opener.setAttribute("aria-expanded", "false");
+    opener = button;
+    button.setAttribute("aria-expanded", "true");
     target = document.getElementById(button.dataset.target);
     var rect = button.getBoundingClientRect();
     menu.hidden = false;
@@ -293,7 +298,24 @@
 
   function closeMenu(returnFocus) {
     menu.hidden = true;
+    if (opener) opener.setAttribute("aria-expanded", "false");
     if (returnFocus && target) target.focus();
+  }
+
+  // The keyboard: arrows move through the entries (from the filter too), Home and End
+  // jump, Enter on the filter takes the first match, Escape closes and goes back to
+  // the field; leaving the menu by Tab closes it.
+  function moveFocus(step, event) {
+    var items = Array.prototype.slice.call(menuList.querySelectorAll("button.entry"));
+    if (!items.length) return;
+    event.preventDefault();
+    var at = items.indexOf(document.activeElement);
+    var next;
+    if (step === "first") next = 0;
+    else if (step === "last") next = items.length - 1;
+    else if (at === -1) next = step > 0 ? 0 : items.length - 1;
+    else next = (at + step + items.length) % items.length;
+    items[next].focus();
   }
 
   form.addEventListener("click", function (event) {
@@ -312,6 +334,11 @@
   menuFilter.addEventListener("input", renderMenu);
   menu.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { event.preventDefault(); closeMenu(true); }
+    if (event.key === "ArrowDown") moveFocus(1, event);
+    if (event.key === "ArrowUp") moveFocus(-1, event);
+    if ((event.key === "Home" || event.key === "End") && event.target !== menuFilter) {
+      moveFocus(event.key === "Home" ? "first" : "last", event);
+    }
     if (event.key === "Enter" && event.target === menuFilter) {
       event.preventDefault();
       var first = menuList.querySelector("button.entry");
@@ -320,6 +347,10 @@
   });
   document.addEventListener("click", function (event) {
     if (!menu.hidden && !menu.contains(event.target) && !event.target.closest("button.dyn")) closeMenu(false);
+  });
+  menu.addEventListener("focusout", function (event) {
+    var next = event.relatedTarget;
+    if (!menu.hidden && next && !menu.contains(next) && next !== opener) closeMenu(false);
   });
 
   // --- Message preview ------------------------------------------------------------------

@@ -317,6 +317,46 @@ def test_a_rule_that_takes_no_value_disables_its_value_box(page, demo_data):
     assert value.is_enabled()
 
 
+def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
+    log_in(page, "admin")
+    page.goto("/workflows/new/")
+    page.fill("[name='event.object']", "Case")
+    page.fill("[name='event.fields']", "CaseNumber, ContactEmail")
+    page.click("[data-action=add-task][data-task-type=distribute_survey]")
+    opener = page.locator("article.task button.dyn").first
+    field_id = opener.get_attribute("data-target")
+    assert opener.get_attribute("aria-expanded") == "false"
+    opener.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#dyn-menu:not([hidden]) button.entry")
+    assert opener.get_attribute("aria-expanded") == "true"
+    assert page.evaluate("document.activeElement.id") == "dyn-menu-filter"
+    page.keyboard.press("ArrowDown")  # the first entry
+    first = page.evaluate("document.activeElement.dataset.placeholder")
+    page.keyboard.press("ArrowDown")
+    second = page.evaluate("document.activeElement.dataset.placeholder")
+    assert first and second and first != second
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.dataset.placeholder") == first
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowDown")  # wraps round to the first
+    assert page.evaluate("document.activeElement.dataset.placeholder") == first
+    page.keyboard.press("Enter")
+    assert page.locator("#dyn-menu").is_hidden()
+    assert first in page.locator(f"#{field_id}").input_value()
+    assert opener.get_attribute("aria-expanded") == "false"
+    # Escape goes back to the field; Tab out of the menu closes it.
+    opener.click()
+    page.wait_for_selector("#dyn-menu:not([hidden])")
+    page.keyboard.press("Escape")
+    assert page.locator("#dyn-menu").is_hidden()
+    assert page.evaluate("document.activeElement.id") == field_id
+    opener.click()
+    page.wait_for_selector("#dyn-menu:not([hidden]) button.entry")
+    page.keyboard.press("Shift+Tab")
+    assert page.locator("#dyn-menu").is_hidden()
+
+
 def test_dry_run_then_replay_for_real(page, demo_data):
     workflow = demo_workflow(demo_data)
     post_sample(workflow.event.url)
