@@ -216,3 +216,15 @@ def start_cluster(broker_env, tmp_path):
     for cluster in clusters:
         if not cluster.stop():
             pytest.fail(f"qcluster did not stop on SIGINT:\n{cluster.log_tail()}")
+
+
+def drain(response) -> None:
+    """Read a streaming response to its end. An unread streaming CSV holds a
+    PostgreSQL server-side cursor, and the test client leaves the response in a
+    reference cycle, so the garbage collector would close that cursor at some later
+    moment: in the middle of another request's query on the same connection, which
+    then waits forever. (A WSGI server always closes the response; response.close()
+    here would also fire request_finished, which closes the test's connection.)"""
+    if response.streaming:
+        for _ in response.streaming_content:
+            pass

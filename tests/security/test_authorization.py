@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from tests.conftest import drain
 from tests.figures import record
 from tests.security.urls import UnknownUrl, UrlCase, all_url_cases, url_for
 from tests.security.world import ROLES, build_world
@@ -198,6 +199,7 @@ def admin_expected(case: UrlCase, world_has_object: bool) -> tuple:
 
 
 def observed(response) -> object:
+    drain(response)
     if response.status_code == 302 and response["Location"].startswith(
         ("/admin/login/", "/accounts/login/")
     ):
