@@ -357,6 +357,20 @@ def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
     assert page.locator("#dyn-menu").is_hidden()
 
 
+def test_without_javascript_every_channel_field_of_a_task_is_shown(chromium, site, demo_data):
+    workflow = demo_workflow(demo_data)  # an email task: its SMS text is hidden with JS
+    context = chromium.new_context(base_url=site, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page, "admin")
+        page.goto(f"/workflows/{workflow.pk}/edit/")
+        text = page.locator("textarea[name$='.message.text']")
+        assert text.is_visible()  # a changed channel's field can be filled without JS
+        assert page.locator("input[name$='.message.subject']").is_visible()
+    finally:
+        context.close()
+
+
 def test_dry_run_then_replay_for_real(page, demo_data):
     workflow = demo_workflow(demo_data)
     post_sample(workflow.event.url)
