@@ -158,21 +158,13 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
         for task_run in explanation.task_runs:
             task_run.output = without_links(task_run.output)
     payload = run.notification.payload
-    linkable = set(
-        selectors.linkable_surveys(
-            user=request.user, survey_ids={line.survey_id for line in explanation.recipients}
-        )
-    )
     context = {
         "run": run,
         "payload": payload,
         "fields": list((payload.get("fields") or {}).items()),  # as Salesforce sent them
         "task_runs": explanation.task_runs,
         "recipients": [
-            {
-                "line": line,
-                "url": selectors.distribution_page_url(line) if line.survey_id in linkable else "",
-            }
+            {"line": line, "url": explanation.line_urls.get(line.pk, "")}
             for line in explanation.recipients
         ],
         "explanation": explanation,

@@ -365,6 +365,8 @@ class RunExplanation:
     findings: list[Finding] = field(default_factory=list)
     task_runs: list[TaskRun] = field(default_factory=list)
     recipients: list = field(default_factory=list)
+    # Each line's Distributions tab, by line id; "" where the reader may not open it.
+    line_urls: dict[int, str] = field(default_factory=dict)
 
 
 def distribution_page_url(line) -> str:
@@ -410,6 +412,7 @@ def _explain(
         for warning in (task_run.output or {}).get("warnings") or []:
             findings.append(Finding("info", f"{label} warning: {warning}"))
     sent = False
+    line_urls: dict[int, str] = {}
     for line in lines:
         who = line.to_address or line.email or line.phone or f"contact {line.contact_id}"
         link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
@@ -417,6 +420,7 @@ def _explain(
             link = distribution_page_url(line)
         else:  # the survey's Distributions tab would refuse them
             link, link_text = "", f"{link_text} (its survey is not shared with you)"
+        line_urls[line.pk] = link
         status = line.get_status_display()
         # A reminder or thank-you goes to the same address as its invitation: named, so
         # two lines of one run do not read as the same message sent twice.
@@ -451,6 +455,7 @@ def _explain(
             findings=findings,
             task_runs=task_runs,
             recipients=lines,
+            line_urls=line_urls,
         )
     if run.status in {RunStatus.QUEUED, RunStatus.RUNNING}:
         if run.next_attempt_at:
@@ -482,7 +487,12 @@ def _explain(
         )
         kind = "info"
     return RunExplanation(
-        headline=headline, kind=kind, findings=findings, task_runs=task_runs, recipients=lines
+        headline=headline,
+        kind=kind,
+        findings=findings,
+        task_runs=task_runs,
+        recipients=lines,
+        line_urls=line_urls,
     )
 
 
