@@ -19,7 +19,7 @@ from distributions.api import (
 )
 from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
-from xmflows.sign_in import SignInForm
+from xmflows.sign_in import SignInForm, ThrottledPasswordChangeView
 from xmflows.urls import endpoint_urlpatterns
 
 _swagger = SpectacularSwaggerView.as_view(url_name="schema")
@@ -52,6 +52,13 @@ router.register("sms-conversations", ConversationViewSet, basename="sms-conversa
 urlpatterns = [
     # First: Salesforce posts here at volume (xmflows/urls.py).
     *endpoint_urlpatterns,
+    # The admin's "Change password" uses the throttled form of /accounts/password/
+    # (xmflows.sign_in.ThrottledPasswordChangeForm) instead of the admin's own.
+    path(
+        "admin/password_change/",
+        RedirectView.as_view(pattern_name="password_change"),
+        name="admin-password-change",
+    ),
     path("admin/", admin.site.urls),
     # Sign-in for every user, staff or not (analysts read reports and download CSV);
     # the admin's own login page takes staff members only.
@@ -67,7 +74,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",
-        auth_views.PasswordChangeView.as_view(template_name="accounts/password_change.html"),
+        ThrottledPasswordChangeView.as_view(),
         name="password_change",
     ),
     path(

@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -159,3 +160,42 @@ class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     """The admin's login form (staff only), throttled the same way."""
 
     error_messages = {**AdminAuthenticationForm.error_messages, "throttled": "%(reason)s"}
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """The password change form, with the old password counted as a sign-in: a
+    session left open (or stolen) must not let anyone guess the password behind it
+    at the speed of the server, and change it once found. Same keys and limits as
+    signing in: a block here also blocks signing in as this user from the address."""
+
+    error_messages = {**PasswordChangeForm.error_messages, "throttled": "%(reason)s"}
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self):
+        username = self.user.get_username()
+        address = client_address(self.request) if self.request is not None else None
+        reason = sign_in_refusal(username=username, address=address)
+        if reason:
+            raise forms.ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"reason": reason}
+            )
+        try:
+            old_password = super().clean_old_password()
+        except forms.ValidationError:
+            sign_in_failure_record(username=username, address=address)
+            raise
+        sign_in_success_record(username=username, address=address)
+        return old_password
+
+
+class ThrottledPasswordChangeView(auth_views.PasswordChangeView):
+    """/accounts/password/ (the admin's "Change password" leads here too)."""
+
+    form_class = ThrottledPasswordChangeForm
+    template_name = "accounts/password_change.html"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}

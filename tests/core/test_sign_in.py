@@ -334,3 +334,44 @@ def test_an_ipv6_client_cannot_dodge_the_count_by_changing_address_within_its_64
     assert not signed_in(refused)
     assert SignInThrottle.objects.filter(key="user:analyst|ip:2001:db8:1:2::/64").exists()
     assert signed_in(attempt(from_address("2001:db8:1:3::1"), "analyst", PASSWORD))
+
+
+def change_password(client: Client, old: str, new: str = "N3w-pass!"):
+    return client.post(
+        "/accounts/password/",
+        {"old_password": old, "new_password1": new, "new_password2": new},
+    )
+
+
+def test_guessing_the_old_password_of_an_open_session_is_throttled_too(analyst):
+    # Someone at a session left open must not find its password by trying old ones.
+    session = from_address("203.0.113.9")
+    session.force_login(analyst)
+    for _ in range(5):
+        wrong = change_password(session, "guess")
+        assert wrong.status_code == 200
+        assert "old password was entered incorrectly" in html.unescape(wrong.content.decode())
+    refused = change_password(session, PASSWORD)  # even the right one, now
+    assert refused.status_code == 200
+    assert "Too many failed sign-ins for this username from your address" in html.unescape(
+        refused.content.decode()
+    )
+    analyst.refresh_from_db()
+    assert analyst.check_password(PASSWORD)  # not changed
+    # The same block stops signing in as them from that address, not from elsewhere.
+    assert not signed_in(attempt(from_address("203.0.113.9"), "analyst", PASSWORD))
+    assert signed_in(attempt(from_address("198.51.100.7"), "analyst", PASSWORD))
+    # Lifted: the right old password changes it and clears the count.
+    SignInThrottle.objects.all().delete()
+    assert change_password(session, PASSWORD).status_code == 302
+    analyst.refresh_from_db()
+    assert analyst.check_password("N3w-pass!")
+
+
+def test_the_admins_change_password_link_leads_to_the_throttled_page(analyst):
+    client = Client()
+    client.force_login(make_user(username="boss", is_superuser=True, password=PASSWORD))
+    admin_index = client.get("/admin/").content.decode()
+    assert 'href="/admin/password_change/"' in admin_index
+    response = client.get("/admin/password_change/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/password/"
