@@ -160,6 +160,17 @@ def template_problems(template: str) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def placeholders_of_kind(template: str, kinds: Iterable[str]) -> list[str]:
+    """The placeholders of ``template`` (as written) whose kind is one of ``kinds``."""
+    wanted = set(kinds)
+    found = [
+        token.raw
+        for token in _tokenize(template or "")
+        if isinstance(token, Placeholder) and token.kind in wanted
+    ]
+    return list(dict.fromkeys(found))
+
+
 def _syntax_problem(placeholder: Placeholder) -> str:
     kind, path = placeholder.kind, placeholder.path
     if kind == "":

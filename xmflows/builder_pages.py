@@ -24,7 +24,7 @@ from contacts.selectors import embedded_data_names
 from core.jsontext import loads
 from core.pages import forbidden
 from core.params import id_or_none, parse_id
-from core.piped_text import menu_entries, template_problems
+from core.piped_text import menu_entries, placeholders_of_kind, template_problems
 from surveys.models import Survey, SurveyStatus
 from surveys.selectors import survey_list_visible
 from xmflows import selectors, task_types
@@ -442,6 +442,13 @@ def _task_notices(state: FormState, *, owner) -> list[str]:
         for label, template in _templates(task):
             for problem in template_problems(template):
                 notices.append(f"Task {number}, {label}: {problem}; it comes out empty.")
+        for label, template in _contact_templates(task):
+            for placeholder in placeholders_of_kind(template, ("m", "l")):
+                what = "the contact" if placeholder.startswith("${m:") else "a survey link"
+                notices.append(
+                    f"Task {number}, {label}: {placeholder} is always empty here: contact fields "
+                    f"are filled from the event, before {what} exists (use ${{event://…}})."
+                )
         if task.type == "distribute_survey":
             notices.extend(f"Task {number}: {note}" for note in _distribution_notes(task))
     return notices
@@ -451,10 +458,17 @@ def _conditions(state: FormState) -> dict[str, Any]:
     return {"rules": [dict(rule) for rule in state.rules]}
 
 
-def _templates(task: TaskState) -> list[tuple[str, str]]:
-    """(where, template) for every piped-text value of a task's form."""
+def _contact_templates(task: TaskState) -> list[tuple[str, str]]:
+    """(where, template) for the contact fields and embedded data values of a task:
+    rendered from the event alone, before there is a contact or a survey link."""
     found = [(f"contact {name.replace('_', ' ')}", value) for name, value in task.contact.items()]
     found += [(f"embedded data {name or '(unnamed)'}", value) for name, value in task.embedded]
+    return [(where, template) for where, template in found if template]
+
+
+def _templates(task: TaskState) -> list[tuple[str, str]]:
+    """(where, template) for every piped-text value of a task's form."""
+    found = _contact_templates(task)
     channel = task.scalars.get("channel") or "email"
     message_keys = ("text",) if channel in SMS_CHANNELS else EMAIL_MESSAGE_FIELDS
     found += [(name.replace("_", " "), task.message.get(name) or "") for name in message_keys]

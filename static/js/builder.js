@@ -241,7 +241,11 @@
     var filter = menuFilter.value.trim().toLowerCase();
     menuList.textContent = "";
     var group = null;
+    // A contact field or an embedded data value is rendered before the contact is known
+    // and without a survey link: its button offers the event's fields only.
+    var groups = opener && opener.dataset.groups ? opener.dataset.groups.split(",") : null;
     entries.forEach(function (entry) {
+      if (groups && groups.indexOf(entry.group) === -1) return;
       var haystack = (entry.label + " " + entry.placeholder + " " + entry.group).toLowerCase();
       if (filter && haystack.indexOf(filter) === -1) return;
       if (entry.group !== group) {

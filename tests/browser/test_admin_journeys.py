@@ -357,6 +357,34 @@ def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
     assert page.locator("#dyn-menu").is_hidden()
 
 
+def test_the_menu_of_a_contact_field_offers_only_event_fields(page, demo_data):
+    # A contact field is rendered before the contact exists and has no survey link:
+    # ${m://…} and ${l://…} would only ever render empty there.
+    log_in(page, "admin")
+    page.goto("/workflows/new/")
+    page.fill("[name='event.object']", "Case")
+    page.fill("[name='event.fields']", "CaseNumber, ContactEmail")
+    page.click("[data-action=add-task][data-task-type=distribute_survey]")
+    task = page.locator("article.task").first
+
+    def offered(button) -> list[str]:
+        button.click()
+        page.wait_for_selector("#dyn-menu:not([hidden]) button.entry")
+        placeholders = page.locator("#dyn-menu button.entry").evaluate_all(
+            "entries => entries.map(e => e.dataset.placeholder)"
+        )
+        page.keyboard.press("Escape")
+        return placeholders
+
+    contact_field = task.locator(".mapping button.dyn").first
+    in_contact = offered(contact_field)
+    assert "${event://ContactEmail}" in in_contact
+    assert all(p.startswith("${event://") for p in in_contact), in_contact
+    body = task.locator(".message-fields textarea").first
+    in_body = offered(task.locator(f"button.dyn[data-target='{body.get_attribute('id')}']"))
+    assert "${m://FirstName}" in in_body and "${l://SurveyURL}" in in_body
+
+
 def test_without_javascript_every_channel_field_of_a_task_is_shown(chromium, site, demo_data):
     workflow = demo_workflow(demo_data)  # an email task: its SMS text is hidden with JS
     context = chromium.new_context(base_url=site, java_script_enabled=False)

@@ -282,6 +282,8 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
     task = distribute_task(survey=survey, mailing_list=make_mailing_list())
     task["message"]["subject"] = "Hi ${bogus://X}"
     task["message"]["body"] = "<p>Dear ${event://}, ${event://StageName</p>"
+    task["contact"]["first_name"] = "${m://FirstName}"
+    task["contact"]["last_name"] = "${l://SurveyURL} ${event://Last_Name__c}"
     workflow = make_workflow(
         owner=owner,
         tasks=[task],
@@ -304,6 +306,10 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
         "Task 1, body: '${event://StageName</p>' is not closed: a placeholder ends with }",
         "Task 1: survey “Old survey” is not active: every run fails",
         "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}",
+        "Task 1, contact first name: ${m://FirstName} is always empty here: contact fields "
+        "are filled from the event, before the contact exists (use ${event://…}).",
+        "Task 1, contact last name: ${l://SurveyURL} is always empty here: contact fields "
+        "are filled from the event, before a survey link exists (use ${event://…}).",
     ):
         assert notice in text, notice
     assert "rule 2:" not in text  # a number: compared as numbers
