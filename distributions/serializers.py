@@ -157,15 +157,23 @@ class RecipientSerializer(serializers.ModelSerializer):
 
 
 class OutboxMessageSerializer(serializers.ModelSerializer):
-    # "from" is a Python keyword, so the field is declared by hand.
-    html = serializers.CharField(source="html_body", read_only=True)
+    """`body` is what the message's body rendered to: an HTML email's HTML (values
+    escaped, links as anchors, PIPED_TEXT.md), else its text. `text` is the plain-text
+    part every email also carries (an SMS: its text again)."""
+
+    body = serializers.SerializerMethodField()
+    text = serializers.CharField(source="body", read_only=True)
 
     class Meta:
         model = OutboxMessage
-        fields = ["id", "channel", "to", "subject", "body", "html", "headers", "created_at"]
+        fields = ["id", "channel", "to", "subject", "body", "text", "headers", "created_at"]
         read_only_fields = fields
 
+    def get_body(self, message: OutboxMessage) -> str:
+        return message.html_body or message.body
+
     def get_fields(self):
+        # "from" is a Python keyword, so the field is declared by hand.
         fields = super().get_fields()
         fields["from"] = serializers.CharField(source="from_address", read_only=True)
         return fields

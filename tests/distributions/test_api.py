@@ -101,8 +101,10 @@ def test_outbox_lists_sent_email_and_filters(client, api_client, admin_user):
     assert message["to"] == "jonas.berg@example.org"
     assert message["from"] == "Customer Care <surveys@example.com>"
     assert message["subject"] == "How did we do, Jonas?"
-    assert "Take the survey (http://testserver/s/" in message["body"]
-    assert '<a href="http://testserver/s/' in message["html"]
+    # body: what the task's HTML body rendered to; text: the plain-text part.
+    assert '<a href="http://testserver/s/' in message["body"]
+    assert "Take the survey (http://testserver/s/" in message["text"]
+    assert "<a " not in message["text"]
     assert message["created_at"]
     sms = api_client.get("/api/v1/outbox/", {"channel": "sms"}).json()
     assert [item["to"] for item in sms["results"]] == ["+14155550100"]
@@ -110,6 +112,23 @@ def test_outbox_lists_sent_email_and_filters(client, api_client, admin_user):
     # A "+" typed as is in the query string arrives as a space: the number is still meant.
     raw = api_client.get("/api/v1/outbox/?to=+14155550100").json()
     assert [item["to"] for item in raw["results"]] == ["+14155550100"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_outbox_body_of_an_email_is_its_escaped_html(client, api_client, admin_user):
+    workflow = make_distribution_workflow(
+        owner=admin_user,
+        message={
+            "subject": "For ${event://First_Name__c}",
+            "body": "<p>${event://First_Name__c}: ${l://SurveyLink?d=Take%20the%20survey}</p>",
+            "from_email": "surveys@example.com",
+        },
+    )
+    send_case(client, workflow, First_Name__c='<b>A&B "q"</b>')
+    (message,) = api_client.get("/api/v1/outbox/", {"channel": "email"}).json()["results"]
+    assert message["subject"] == 'For <b>A&B "q"</b>'  # a subject is plain text
+    assert message["body"].startswith("<p>&lt;b&gt;A&amp;B &quot;q&quot;&lt;/b&gt;: <a href=")
+    assert '<b>A&B "q"</b>: Take the survey (http://testserver/s/' in message["text"]
 
 
 @pytest.mark.django_db

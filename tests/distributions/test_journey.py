@@ -49,8 +49,8 @@ def test_closed_case_to_finished_survey_in_the_history_csv():
     assert email["subject"] == "How did we do, Jonas?"
     assert email["from"] == "Customer Care <surveys@example.com>"
     assert email["headers"]["List-Unsubscribe"].startswith("<http://testserver/o/")
-    token = re.search(r'href="http://testserver/s/([\w-]+)/"', email["html"]).group(1)
-    assert f"http://testserver/s/{token}/" in email["body"]  # the plain-text part too
+    token = re.search(r'href="http://testserver/s/([\w-]+)/"', email["body"]).group(1)
+    assert f"http://testserver/s/{token}/" in email["text"]  # the plain-text part too
     assert distribute["output"]["survey_link"] == f"http://testserver/s/{token}/"
 
     # 3. The respondent opens the link and answers; the question is piped.

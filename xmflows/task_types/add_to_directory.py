@@ -7,6 +7,7 @@ from rest_framework import serializers
 from contacts.exceptions import ContactError
 from contacts.selectors import contact_find, contact_match
 from contacts.services import clean_embedded_data, transaction_append
+from core.piped_text import render
 from core.strict_serializer import StrictSerializer
 from xmflows.contact_mapping import (
     ContactMappingSerializer,
@@ -132,7 +133,16 @@ class AddToDirectory(TaskType):
             external_data_reference=values.get("external_data_reference", ""),
         )
         if contact is None:
-            who = values.get("email") or values.get("external_data_reference") or "(no email)"
+            # The address as the message gave it (the lookup used its normalized form:
+            # the domain in lower case), so the admin recognizes what was sent.
+            email_template = (self.config.get("contact") or {}).get("email") or ""
+            context = ctx.render_context(transaction=ctx.state.get("transaction_data") or {})
+            sent = render(email_template, context).text.strip()
+            who = (
+                (sent if values.get("email") else "")
+                or values.get("external_data_reference")
+                or "(no email)"
+            )
             raise TaskError(f"contact not found: {who}", output={"warnings": warnings})
         # The task names a mailing list: the contact is (now) a member of it, so a
         # distribution to that list reaches the person whose transaction this is.
