@@ -124,6 +124,17 @@ def _saved_messages(request: HttpRequest, workflow: Workflow) -> None:
     messages.success(request, "Workflow saved.")
     for warning in selectors.condition_field_warnings(workflow=workflow):
         messages.warning(request, warning)
+    notices = _task_notices(
+        state_from_definition(workflow_export(workflow=workflow)), owner=workflow.owner
+    )
+    if notices:
+        # Said beside "saved": the list itself is on the page, above the form.
+        count = "1 thing" if len(notices) == 1 else f"{len(notices)} things"
+        messages.warning(
+            request,
+            f"Saved, but {count} will make runs fail or misbehave: see “Check before it "
+            "runs” below.",
+        )
 
 
 def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
@@ -441,7 +452,12 @@ def _task_notices(state: FormState, *, owner) -> list[str]:
     for number, task in enumerate(state.tasks, start=1):
         for label, template in _templates(task):
             for problem in template_problems(template):
-                notices.append(f"Task {number}, {label}: {problem}; it comes out empty.")
+                # As the renderer treats it (PIPED_TEXT.md): an unclosed placeholder is
+                # kept as written, any other broken one renders as nothing.
+                result = (
+                    "it is copied as text" if "is not closed" in problem else "it comes out empty"
+                )
+                notices.append(f"Task {number}, {label}: {problem}; {result}.")
         for label, template in _contact_templates(task):
             for placeholder in placeholders_of_kind(template, ("m", "l")):
                 what = "the contact" if placeholder.startswith("${m:") else "a survey link"

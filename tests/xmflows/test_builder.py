@@ -330,6 +330,21 @@ def test_known_condition_fields_save_without_a_warning(client, owner, setup):
     assert saved_page_warnings(client, client.post("/workflows/new/", demo_post(setup))) == []
 
 
+def test_saving_an_invitation_without_its_survey_link_says_so_beside_saved(
+    client, owner, setup
+):
+    client.force_login(owner)
+    response = client.post(
+        "/workflows/new/",
+        demo_post(setup, **{"tasks.0.message.body": "<p>Hi ${m://FirstName}, thanks.</p>"}),
+    )
+    assert saved_page_warnings(client, response) == [
+        "Saved, but 1 thing will make runs fail or misbehave: see “Check before it runs” below."
+    ]
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    assert "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}" in page
+
+
 # --- Validation errors beside their fields ---------------------------------------------------
 
 

@@ -303,7 +303,8 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
         "Task 1, subject: ${bogus://X} has an unknown kind 'bogus' (event, m, e, tx or l); "
         "it comes out empty.",
         "Task 1, body: ${event://} names no field (${event://FieldName}); it comes out empty.",
-        "Task 1, body: '${event://StageName</p>' is not closed: a placeholder ends with }",
+        "Task 1, body: '${event://StageName</p>' is not closed: a placeholder ends with }; "
+        "it is copied as text.",
         "Task 1: survey “Old survey” is not active: every run fails",
         "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}",
         "Task 1, contact first name: ${m://FirstName} is always empty here: contact fields "
