@@ -105,7 +105,12 @@ def follow_up_text_errors(key: str, config: Any, channel: str | None) -> dict[st
         for name, value in ((name, config.get(name)) for name in needed)
         if value is None or (isinstance(value, str) and not value.strip())
     ]
-    return {name: [f"a {key.replace('_', '-')} by {channel} needs a {name}"] for name in blank}
+    by = _CHANNEL_WORDS.get(channel, channel)
+    return {name: [f"a {key.replace('_', '-')} by {by} needs a {name}"] for name in blank}
+
+
+# How a message names a channel ("a reminder by two-way SMS needs a text").
+_CHANNEL_WORDS = {"email": "email", "sms": "SMS", "sms_survey": "two-way SMS"}
 
 
 def follow_up_config(config: dict[str, Any]) -> dict[str, Any]:

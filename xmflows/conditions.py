@@ -117,7 +117,7 @@ def _rule_problems(rule: object, new_definition: bool) -> list[str]:
     if op is None or op == "":
         problems.append("op is required")
     elif not isinstance(op, str) or op not in OPERATORS:
-        problems.append(f"unknown operator '{op}'")
+        problems.append(f"unknown operator '{op}' (use one of: {', '.join(OPERATORS)})")
     elif op not in _UNARY_OPERATORS:
         value = rule.get("value")
         blank = isinstance(value, str) and not value.strip()

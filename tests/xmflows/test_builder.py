@@ -330,9 +330,7 @@ def test_known_condition_fields_save_without_a_warning(client, owner, setup):
     assert saved_page_warnings(client, client.post("/workflows/new/", demo_post(setup))) == []
 
 
-def test_saving_an_invitation_without_its_survey_link_says_so_beside_saved(
-    client, owner, setup
-):
+def test_saving_an_invitation_without_its_survey_link_says_so_beside_saved(client, owner, setup):
     client.force_login(owner)
     response = client.post(
         "/workflows/new/",
@@ -474,7 +472,7 @@ def test_an_sms_reminder_takes_its_text(client, owner, setup):
     response = client.post("/workflows/new/", data)
     assert response.status_code == 400
     page = response.content.decode()
-    assert errors_beside(page, "f-tasks-0-reminder-text") == ["a reminder by sms needs a text"]
+    assert errors_beside(page, "f-tasks-0-reminder-text") == ["a reminder by SMS needs a text"]
     # The email texts of the follow-ups are hidden on a text's card, also without script.
     assert re.search(
         r'data-channel-group="email" hidden>\s*<label for="f-tasks-0-reminder-subject"', page

@@ -30,6 +30,8 @@ FIELDS: dict[str, str | None] = {
     "ObjectType": "Case",
 }
 
+OPS = "equals, not_equals, contains, is_empty, is_not_empty, greater_than, less_than"
+
 
 def check(op: str, field: str, value: Any = None, fields: dict | None = None) -> bool:
     rule: dict[str, Any] = {"field": field, "op": op}
@@ -312,7 +314,7 @@ def test_valid_definitions(conditions: dict | None) -> None:
         ({"match": "some", "rules": []}, ["match must be 'all' or 'any'"]),
         (
             {"match": "all", "rules": [{"field": "A", "op": "bigger", "value": "1"}]},
-            ["rule 1: unknown operator 'bigger'"],
+            [f"rule 1: unknown operator 'bigger' (use one of: {OPS})"],
         ),
         (
             {
@@ -351,7 +353,7 @@ def test_valid_definitions(conditions: dict | None) -> None:
         ("IsClosed = true", ["conditions must be an object with 'match' and 'rules'"]),
         (
             {"rules": [{"field": "A", "op": ["equals"], "value": "1"}]},
-            ["rule 1: unknown operator '['equals']'"],
+            [f"rule 1: unknown operator '['equals']' (use one of: {OPS})"],
         ),
     ],
 )
@@ -363,7 +365,9 @@ def test_evaluate_refuses_an_invalid_definition() -> None:
     conditions = {"match": "some", "rules": [{"field": "A", "op": "bigger", "value": "1"}]}
     with pytest.raises(ConditionError) as raised:
         evaluate_conditions(conditions, FIELDS)
-    assert str(raised.value) == ("match must be 'all' or 'any'; rule 1: unknown operator 'bigger'")
+    assert str(raised.value) == (
+        f"match must be 'all' or 'any'; rule 1: unknown operator 'bigger' (use one of: {OPS})"
+    )
     assert isinstance(raised.value, ValueError)
 
 

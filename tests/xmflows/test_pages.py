@@ -2,6 +2,7 @@
 
 import html
 import json
+import re
 
 import pytest
 
@@ -182,6 +183,35 @@ def test_deliveries_tab_shows_rejections_with_reason(client):
     client.force_login(owner)
     page = client.get("/reports/workflows/deliveries/", {"outcome": "rejected"}).content.decode()
     assert "wrong object type" in page
+
+
+def test_deliveries_say_who_sent_a_test_and_which_workflow_is_gone(client):
+    owner = make_user(username="owner", is_staff=True)
+    kept = make_workflow(owner=owner, name="Kept")
+    gone = make_workflow(owner=owner, name="Gone")
+    client.force_login(owner)
+    assert client.post(f"/workflows/{kept.pk}/test-event/").status_code == 302
+    for workflow in (gone, gone):  # the second is refused once the workflow is disabled
+        client.post(
+            event_path(workflow),
+            fixture_bytes("salesforce/case_closed.xml"),
+            content_type="text/xml; charset=utf-8",
+        )
+        Workflow.objects.filter(pk=gone.pk).update(enabled=False)
+    client.post("/events/salesforce/no-such-token/", b"<x/>", content_type="text/xml")
+    gone.delete()
+    rows = [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split())
+        for row in re.findall(
+            r"<tr>(.*?)</tr>",
+            client.get("/reports/workflows/deliveries/").content.decode(),
+            re.S,
+        )
+    ]
+    test_row = next(row for row in rows if "Kept" in row)
+    assert "event test by owner" in test_row  # not an empty From
+    assert sum("a deleted workflow" in row for row in rows) == 2  # accepted and refused
+    assert sum("unknown URL" in row for row in rows) == 1
 
 
 @pytest.mark.django_db
