@@ -56,6 +56,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
     search = (request.GET.get("q") or "").strip()[:254]
     answers = []
     rejected = []
+    orphans = []
     if search:
         runs = list(
             selectors.runs_matching(
@@ -69,6 +70,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             for run in runs
         ]
         rejected = selectors.rejected_deliveries_mentioning(search)
+        orphans = selectors.lines_of_deleted_runs(search, user=request.user)
     phone_like = bool(search) and selectors.looks_like_phone(search)
     return render(
         request,
@@ -77,6 +79,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
             "search": search,
             "answers": answers,
             "rejected": rejected,
+            "orphans": orphans,
             "limit": WHY_LIMIT,
             "phone_search": phone_like,
             # Only asked when nothing was found: the search itself read the number.

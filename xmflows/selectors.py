@@ -525,6 +525,35 @@ def run_explanations(runs: Iterable[Run], *, user=None) -> dict[int, RunExplanat
     return explanations
 
 
+def lines_of_deleted_runs(search: str, *, user, limit: int = 10) -> list[Recipient]:
+    """Distribution lines sent to this email address or phone number by runs that no
+    longer exist (their workflow was deleted, or history cleaned up): the person may
+    have been sent a survey that no run explains any more. Lines of surveys `user`
+    may see only, newest first."""
+    from surveys.selectors import survey_list_visible
+
+    search = search.strip()
+    if "@" in search:
+        lines = Recipient.objects.alias(email_lower=Lower("email")).filter(
+            email_lower=Lower(Value(search))
+        )
+    else:
+        numbers = phone_forms(search)
+        if not numbers:
+            return []
+        # The exclude repeats the partial index's condition (recipient_phone).
+        lines = Recipient.objects.filter(phone__in=numbers).exclude(phone="")
+    return list(
+        lines.filter(
+            workflow_run_id__isnull=False,
+            survey_id__in=survey_list_visible(user=user).values("pk"),
+        )
+        .exclude(workflow_run_id__in=Run.objects.values("pk"))
+        .select_related("survey")
+        .order_by("-id")[:limit]
+    )
+
+
 def rejected_deliveries_mentioning(text: str, *, days: int = 30, limit: int = 10) -> list[Delivery]:
     """Refused messages of the last `days` whose kept excerpt holds `text` (a record
     id or an address): a refused message created no run to find it by. Bounded by the

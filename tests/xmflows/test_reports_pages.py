@@ -137,6 +137,34 @@ def test_why_not_sent_answers_for_each_kind_of_reason(client, owner):
     assert re.search(r"sent to person1@example.org on [0-9-]+ [0-9:]+ UTC; now Opted Out", page)
 
 
+def test_why_not_sent_lists_lines_whose_run_was_deleted_with_its_workflow(client, owner):
+    workflow = survey_workflow(owner)
+    post_soap(client, workflow, case(11))
+    line = Recipient.objects.get()
+    assert line.status == "sent"
+    workflow.delete()  # its runs go with it; the distribution line stays
+    assert not Run.objects.exists()
+    client.force_login(owner)
+    page = " ".join(
+        html.unescape(
+            re.sub(
+                r"<[^>]+>",
+                " ",
+                client.get("/reports/workflows/why/", {"q": line.email.upper()}).content.decode(),
+            )
+        ).split()
+    )
+    assert f"No run of {line.email.upper()}." in page
+    assert "Sent by runs that no longer exist" in page
+    assert f"#{line.pk} {line.survey.name} Email Sent" in page
+    assert f"#{line.workflow_run_id}" in page
+    # Someone who may not see the survey is told nothing about its lines.
+    stranger = make_user(username="stranger")
+    client.force_login(stranger)
+    hidden = client.get("/reports/workflows/why/", {"q": line.email}).content.decode()
+    assert "Sent by runs that no longer exist" not in hidden
+
+
 def test_why_not_sent_lists_refused_messages_that_mention_the_record(client, owner):
     workflow = make_workflow(owner=owner, event={"object": "Lead"})
     post_soap(client, workflow, case(5))  # a Case to a Lead event: refused
