@@ -468,6 +468,37 @@ def definition_from_state(state: FormState) -> tuple[dict[str, Any], dict[str, l
     return definition, errors
 
 
+def dropped_channel_texts(state: FormState) -> list[str]:
+    """What a save leaves out because the task's channel does not use it: the texts
+    typed for another channel (an email's from, subject and body on a task now
+    sending by SMS, or the reverse). A task holds one channel's message, so they are
+    not kept; the admin is told which, instead of finding them empty later."""
+    notes: list[str] = []
+    for number, task in enumerate(state.tasks, start=1):
+        if task.type != "distribute_survey":
+            continue
+        sms = (task.scalars.get("channel") or "email") in SMS_CHANNELS
+        unused = EMAIL_MESSAGE_FIELDS if sms else ("text",)
+        names = [key.replace("_", " ") for key in unused if (task.message.get(key) or "").strip()]
+        for key in FOLLOW_UPS:
+            follow_up = task.follow_ups.get(key) or {}
+            if follow_up.get("on") != "on":
+                continue
+            texts = ("subject", "body") if sms else ("text",)
+            names += [
+                f"{key.replace('_', '-')} {name}"
+                for name in texts
+                if (follow_up.get(name) or "").strip()
+            ]
+        if names:
+            channel = "SMS" if sms else "email"
+            notes.append(
+                f"Task {number} sends by {channel}, so what was typed for the other channel "
+                f"was not kept: {', '.join(names)}."
+            )
+    return notes
+
+
 def apply_operation(parsed: ParsedForm, operation: str, *, task_labels: Mapping[str, str]) -> None:
     """The no-script fallbacks of the builder's buttons ("add_task:distribute_survey",
     "remove_task:3", "move_task_up:3", "add_rule", "add_embedded:3", …): the same

@@ -38,6 +38,7 @@ from xmflows.builder_form import (
     TaskState,
     apply_operation,
     definition_from_state,
+    dropped_channel_texts,
     empty_state,
     flatten_errors,
     map_errors,
@@ -555,6 +556,8 @@ def _builder(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse
                 except NotOwnerError as error:
                     return forbidden(request, str(error))
                 _saved_messages(request, saved)
+                for note in dropped_channel_texts(state):
+                    messages.warning(request, note)
                 return redirect("workflow-detail", workflow_id=saved.pk)
             if not valid:
                 errors = _merge(errors, map_errors(flatten_errors(serializer.errors), state))

@@ -343,6 +343,44 @@ def test_saving_an_invitation_without_its_survey_link_says_so_beside_saved(clien
     assert "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}" in page
 
 
+def test_switching_a_task_to_sms_says_which_email_texts_were_not_kept(client, owner, setup):
+    client.force_login(owner)
+    response = client.post(
+        "/workflows/new/",
+        demo_post(
+            setup,
+            **{
+                "tasks.0.channel": "sms",
+                "tasks.0.message.text": "Hi ${m://FirstName}: ${l://SurveyURL}",
+                "tasks.0.contact.phone": "${event://ContactPhone}",
+            },
+        ),
+    )
+    assert saved_page_warnings(client, response) == [
+        "Task 1 sends by SMS, so what was typed for the other channel was not kept: from "
+        "name, from email, subject, body."
+    ]
+    workflow = Workflow.objects.get(name="Closed case survey")
+    assert workflow.tasks.get().config["message"] == {
+        "text": "Hi ${m://FirstName}: ${l://SurveyURL}"
+    }
+    # Saved again as the page now shows it (the email fields empty): nothing is said.
+    again = client.post(
+        f"/workflows/{workflow.pk}/edit/",
+        demo_post(
+            setup,
+            **{
+                "tasks.0.channel": "sms",
+                "tasks.0.message.text": "Hi ${m://FirstName}: ${l://SurveyURL}",
+                "tasks.0.contact.phone": "${event://ContactPhone}",
+                **{f"tasks.0.message.{key}": "" for key in ("from_name", "from_email")},
+                **{f"tasks.0.message.{key}": "" for key in ("subject", "body")},
+            },
+        ),
+    )
+    assert saved_page_warnings(client, again) == []
+
+
 # --- Validation errors beside their fields ---------------------------------------------------
 
 
