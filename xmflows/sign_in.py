@@ -120,6 +120,19 @@ def sign_in_success_record(*, username: str, address: str | None) -> None:
     SignInThrottle.objects.filter(key=key).delete()
 
 
+def _refuse_if_blocked(form: forms.Form, username: str) -> str | None:
+    """Raise the form's "throttled" error when this username or address is blocked;
+    else return the client's address (the key a failure will be counted under)."""
+    request = getattr(form, "request", None)
+    address = client_address(request) if request is not None else None
+    reason = sign_in_refusal(username=username, address=address)
+    if reason:
+        raise forms.ValidationError(
+            form.error_messages["throttled"], code="throttled", params={"reason": reason}
+        )
+    return address
+
+
 class ThrottledSignIn:
     """Mixin for Django's authentication forms: refuse a blocked key before the
     password is checked, count a wrong password, forget the count on success."""
@@ -131,12 +144,7 @@ class ThrottledSignIn:
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
-        address = client_address(self.request) if self.request is not None else None
-        reason = sign_in_refusal(username=username, address=address)
-        if reason:
-            raise forms.ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"reason": reason}
-            )
+        address = _refuse_if_blocked(self, username)
         try:
             cleaned = super().clean()
         except forms.ValidationError:
@@ -176,12 +184,7 @@ class ThrottledPasswordChangeForm(PasswordChangeForm):
 
     def clean_old_password(self):
         username = self.user.get_username()
-        address = client_address(self.request) if self.request is not None else None
-        reason = sign_in_refusal(username=username, address=address)
-        if reason:
-            raise forms.ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"reason": reason}
-            )
+        address = _refuse_if_blocked(self, username)
         try:
             old_password = super().clean_old_password()
         except forms.ValidationError:

@@ -317,12 +317,17 @@ def test_a_rule_that_takes_no_value_disables_its_value_box(page, demo_data):
     assert value.is_enabled()
 
 
-def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
+def new_workflow_with_a_distribution_task(page) -> None:
+    """The builder, signed in as the admin, with a Case event and one Distribute survey task."""
     log_in(page, "admin")
     page.goto("/workflows/new/")
     page.fill("[name='event.object']", "Case")
     page.fill("[name='event.fields']", "CaseNumber, ContactEmail")
     page.click("[data-action=add-task][data-task-type=distribute_survey]")
+
+
+def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
+    new_workflow_with_a_distribution_task(page)
     opener = page.locator("article.task button.dyn").first
     field_id = opener.get_attribute("data-target")
     assert opener.get_attribute("aria-expanded") == "false"
@@ -360,11 +365,7 @@ def test_the_dynamic_text_menu_works_from_the_keyboard(page, demo_data):
 def test_the_menu_of_a_contact_field_offers_only_event_fields(page, demo_data):
     # A contact field is rendered before the contact exists and has no survey link:
     # ${m://…} and ${l://…} would only ever render empty there.
-    log_in(page, "admin")
-    page.goto("/workflows/new/")
-    page.fill("[name='event.object']", "Case")
-    page.fill("[name='event.fields']", "CaseNumber, ContactEmail")
-    page.click("[data-action=add-task][data-task-type=distribute_survey]")
+    new_workflow_with_a_distribution_task(page)
     task = page.locator("article.task").first
 
     def offered(button) -> list[str]:
