@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from contacts.deletion import users_of_mailing_lists
-from contacts.models import Contact, Directory, MailingList, Transaction
+from contacts.models import Contact, Directory, MailingList, RetainedOptOut, Transaction
 from contacts.normalize import normalize_email, normalize_phone
+from contacts.signals import forget_retained_opt_outs
 from core.forms import LinesField
 
 
@@ -272,7 +273,34 @@ class ContactAdmin(admin.ModelAdmin):
                 setattr(obj, f"{flag}_at", timezone.now())
                 setattr(obj, f"{flag}_source", f"admin ({request.user.get_username()})")
         super().save_model(request, obj, form, change)
+        cleared = [
+            channel
+            for channel in ("email", "sms")
+            if change
+            and f"{channel}_opted_out" in form.changed_data
+            and not getattr(obj, f"{channel}_opted_out")
+        ]
+        if cleared:
+            forget_retained_opt_outs(obj, channels=cleared)
 
     @admin.display(description="Embedded data (current)")
     def embedded_data_pretty(self, obj: Contact) -> str:
         return pretty_json(obj.embedded_data)
+
+
+@admin.register(RetainedOptOut)
+class RetainedOptOutAdmin(admin.ModelAdmin):
+    """Opt-outs of deleted contacts, kept so the person is not contacted again when a
+    new message creates them anew. Deleting one lets that address or number be sent to
+    once more (the person asked for it, say)."""
+
+    list_display = ["value", "channel", "opted_out_at", "source", "former_contact_id", "kept_at"]
+    list_filter = ["channel"]
+    search_fields = ["value"]
+    readonly_fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -286,3 +286,33 @@ class Transaction(models.Model):
 
     def __str__(self) -> str:
         return f"Transaction {self.pk} of contact {self.contact_id}"
+
+
+class RetainedOptOut(models.Model):
+    """An opt-out that outlives its contact: deleting an opted-out contact (a privacy
+    request, a clean-up) must not let the next Salesforce message create the person
+    again and send to them (SPEC: opted-out contacts are never sent to). A contact
+    created later with this address or number starts opted out; clearing that
+    contact's opt-out (START, an admin) forgets the record."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    # An email address in lower case, or an E.164 number.
+    value = models.CharField(max_length=254)
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField("What opted them out", max_length=200, blank=True)
+    former_contact_id = models.BigIntegerField(null=True, blank=True)
+    kept_at = models.DateTimeField("Kept when the contact was deleted", auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "retained opt-out"
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "value"], name="retained_opt_out_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.get_channel_display()})"

@@ -28,6 +28,7 @@ from contacts.models import (
 )
 from contacts.normalize import MATCH_KEYS, normalize_email, normalize_phone
 from contacts.selectors import contact_find, contact_match, contacts_with_key
+from contacts.signals import forget_retained_opt_outs
 
 __all__ = [
     "CONTACT_VALUE_FIELDS",
@@ -316,6 +317,9 @@ def contact_set_opt_out(*, contact: Contact, channel: str, opted_out: bool, sour
     Contact.objects.filter(pk=contact.pk).update(**changes)
     for name, value in changes.items():
         setattr(contact, name, value)
+    if not opted_out:
+        # START, an admin: an opt-out kept from a deleted contact no longer holds.
+        forget_retained_opt_outs(contact, channels=[channel])
     return True
 
 
@@ -375,7 +379,12 @@ def contact_create(
     if lists:
         contact.mailing_lists.set(lists)
     for channel, value in (opted_out or {}).items():
-        contact_set_opt_out(contact=contact, channel=channel, opted_out=bool(value), source=source)
+        if not value:
+            # A new contact is opted in unless an opt-out was kept for this address or
+            # number (contacts.signals): a false here, often just the default a client
+            # sends, must not undo the person's own choice. Clearing it is an update.
+            continue
+        contact_set_opt_out(contact=contact, channel=channel, opted_out=True, source=source)
     return contact
 
 

@@ -151,6 +151,7 @@ READ_ONLY_ADMIN = {
     "run",
     "workflow",  # built in the workflow builder, which validates a definition
     "signinthrottle",  # counted by the sign-in pages; deleting one lifts its block
+    "retainedoptout",  # kept when an opted-out contact is deleted; deleting one forgets it
 }
 ADMIN_SITE_VIEWS: dict[str, tuple] = {
     "admin:index": (L, 200, 200, 200),
