@@ -122,12 +122,16 @@ class TaskRunInline(admin.TabularInline):
     fields = ["position", "type", "status", "output", "error", "attempts", "finished_at"]
     readonly_fields = fields
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # task runs are the engine's record of what it did
+
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = ["id", "workflow", "status", "record_id", "email", "created_at", "finished_at"]
     list_filter = ["status", "trigger", "workflow"]
     search_fields = ["record_id", "email"]
+    # Every field: a run is the record of what happened (retry it from its page).
     readonly_fields = [
         "workflow",
         "notification",
@@ -136,6 +140,7 @@ class RunAdmin(admin.ModelAdmin):
         "reason",
         "record_id",
         "email",
+        "phone",
         "created_at",
         "started_at",
         "finished_at",
@@ -195,6 +200,12 @@ class NotificationAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A notification is what makes a Salesforce retry of it a duplicate: deleting
+        # one would let the same message run (and send) again. The history clean-up
+        # deletes them after XMFLOWS_HISTORY_DAYS, long after Salesforce stops retrying.
         return False
 
 

@@ -80,3 +80,27 @@ def test_the_owner_renames_and_switches_off_but_does_not_reassign(client, django
         owner.pk,
     )
     assert workflow.event.object_name == "Case"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_history_is_read_only_and_notifications_cannot_be_deleted(client, django_user_model):
+    from tests.conftest import fixture_bytes
+    from tests.factories import event_path
+    from xmflows.models import Notification, Run
+
+    root = _staff(django_user_model, "root", superuser=True)
+    workflow = make_workflow(owner=root)
+    body = fixture_bytes("salesforce/case_closed.xml")
+    assert client.post(event_path(workflow), body, content_type="text/xml").status_code == 200
+    run = Run.objects.get()
+    client.force_login(root)
+    page = client.get(f"/admin/xmflows/run/{run.pk}/change/").content.decode()
+    assert 'name="phone"' not in page and 'name="email"' not in page  # nothing to edit
+    assert 'name="task_runs-MAX_NUM_FORMS" value="0"' in page  # no task run to add
+    notification = Notification.objects.get()
+    refused = client.post(f"/admin/xmflows/notification/{notification.pk}/delete/", {"post": "yes"})
+    assert refused.status_code == 403
+    assert Notification.objects.filter(pk=notification.pk).exists()
+    # So Salesforce's retry of the same message is still a duplicate: no second run.
+    assert client.post(event_path(workflow), body, content_type="text/xml").status_code == 200
+    assert Run.objects.count() == 1
