@@ -9,7 +9,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from contacts.deletion import users_of_mailing_lists
-from contacts.models import Contact, Directory, MailingList, RetainedOptOut, Transaction
+from contacts.models import (
+    Contact,
+    Directory,
+    MailingList,
+    RetainedOptOut,
+    Transaction,
+    default_match_rules,
+    default_working_days,
+)
 from contacts.normalize import normalize_email, normalize_phone
 from contacts.signals import forget_retained_opt_outs
 from core.forms import LinesField
@@ -37,16 +45,27 @@ class _GuardedDeleteMixin:
 
 
 class DirectoryForm(forms.ModelForm):
+    # Declared here, so the model's defaults are given as the new form's initial values.
     match_rules = LinesField(
         required=True,
+        initial=default_match_rules,
         help_text=(
             "Keys an incoming contact is matched on, in order, one per line: email, "
             "external_data_reference."
         ),
     )
     working_days = LinesField(
-        item=int, help_text="ISO weekday numbers, one per line: 1 = Monday … 7 = Sunday."
+        item=int,
+        initial=default_working_days,
+        help_text=(
+            "ISO weekday numbers, one per line: 1 = Monday … 7 = Sunday. Left empty: "
+            "Monday to Friday."
+        ),
     )
+
+    def clean_working_days(self) -> list[int]:
+        # Stored as what it means, so the page shows the days sends wait for.
+        return self.cleaned_data.get("working_days") or default_working_days()
 
     class Meta:
         model = Directory

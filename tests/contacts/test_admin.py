@@ -130,3 +130,23 @@ def test_directory_lists_are_typed_one_per_line(admin_client_logged_in):
     directory = Directory.objects.get(name="Lines")
     assert directory.match_rules == ["external_data_reference", "email"]
     assert directory.working_days == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_a_new_directory_form_shows_the_defaults_and_saves_with_a_name(admin_client_logged_in):
+    from contacts.models import Directory
+
+    form = admin_client_logged_in.get("/admin/contacts/directory/add/").content.decode()
+    assert 'id="id_match_rules">\nemail\nexternal_data_reference</textarea>' in form
+    assert 'id="id_working_days">\n1\n2\n3\n4\n5</textarea>' in form
+    data = {
+        "name": "Named only",
+        "default_country": "US",
+        "match_rules": "email\r\nexternal_data_reference",
+        "default_time_zone": "UTC",
+        "working_hours_start": "09:00",
+        "working_hours_end": "17:00",
+        "working_days": "",  # cleared: it means Monday to Friday, and says so
+    }
+    assert admin_client_logged_in.post("/admin/contacts/directory/add/", data).status_code == 302
+    assert Directory.objects.get(name="Named only").working_days == [1, 2, 3, 4, 5]
