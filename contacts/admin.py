@@ -106,8 +106,27 @@ class DirectoryAdmin(_GuardedDeleteMixin, admin.ModelAdmin):
         return obj.contact_total
 
 
+class MailingListForm(forms.ModelForm):
+    class Meta:
+        model = MailingList
+        fields = ["name", "directory"]
+
+    def clean_directory(self):
+        directory = self.cleaned_data["directory"]
+        if self.instance.pk and directory.pk != self.instance.directory_id:
+            members = self.instance.contacts.count()
+            if members:
+                raise forms.ValidationError(
+                    f"this list has {members} contact{'s' if members != 1 else ''} of its "
+                    "directory, and a list holds contacts of its own directory only: "
+                    "create a new list in the other directory instead."
+                )
+        return directory
+
+
 @admin.register(MailingList)
 class MailingListAdmin(_GuardedDeleteMixin, admin.ModelAdmin):
+    form = MailingListForm
     list_display = ["name", "directory", "contact_count", "created_at"]
     list_filter = ["directory"]
     search_fields = ["name"]
@@ -141,8 +160,29 @@ def _membership_label(membership) -> str:
 MailingList.contacts.through.__str__ = _membership_label
 
 
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """A contact belongs only to lists of its own directory: a list of another would
+    make the next workflow write to it create the same person twice there."""
+
+    def clean(self) -> None:
+        super().clean()
+        directory_id = getattr(self.instance, "directory_id", None)
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            mailing_list = data.get("mailinglist")
+            if data.get("DELETE") or mailing_list is None or directory_id is None:
+                continue
+            if mailing_list.directory_id != directory_id:
+                raise forms.ValidationError(
+                    f"“{mailing_list}” is a list of another directory "
+                    f"({mailing_list.directory}): a contact joins the lists of its own "
+                    "directory only."
+                )
+
+
 class MembershipInline(admin.TabularInline):
     model = MailingList.contacts.through
+    formset = MembershipFormSet
     extra = 0
     verbose_name = "mailing list"
     verbose_name_plural = "mailing lists"

@@ -150,3 +150,64 @@ def test_a_new_directory_form_shows_the_defaults_and_saves_with_a_name(admin_cli
     }
     assert admin_client_logged_in.post("/admin/contacts/directory/add/", data).status_code == 302
     assert Directory.objects.get(name="Named only").working_days == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.django_db
+def test_lists_and_their_contacts_stay_in_one_directory(admin_client_logged_in):
+    home = make_directory(name="Home")
+    away = make_directory(name="Away")
+    customers = make_mailing_list(directory=home, name="Customers")
+    elsewhere = make_mailing_list(directory=away, name="Elsewhere")
+    contact = make_contact(directory=home, mailing_lists=[customers])
+    # A list with contacts does not move to another directory …
+    moved = admin_client_logged_in.post(
+        f"/admin/contacts/mailinglist/{customers.pk}/change/",
+        {"name": "Customers", "directory": str(away.pk)},
+    )
+    assert moved.status_code == 200
+    assert "this list has 1 contact of its directory" in html.unescape(moved.content.decode())
+    customers.refresh_from_db()
+    assert customers.directory_id == home.pk
+    # … an empty one does.
+    empty = make_mailing_list(directory=home, name="Empty")
+    assert (
+        admin_client_logged_in.post(
+            f"/admin/contacts/mailinglist/{empty.pk}/change/",
+            {"name": "Empty", "directory": str(away.pk)},
+        ).status_code
+        == 302
+    )
+    # A contact does not join another directory's list.
+    through = contact.mailing_lists.through
+    membership = through.objects.get(contact=contact)
+    page = admin_client_logged_in.post(
+        f"/admin/contacts/contact/{contact.pk}/change/",
+        {
+            "directory": str(home.pk),
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "email": contact.email,
+            "phone": "",
+            "external_data_reference": "",
+            "language": "",
+            "time_zone": "",
+            "embedded_data": "{}",
+            "MailingList_contacts-TOTAL_FORMS": "2",
+            "MailingList_contacts-INITIAL_FORMS": "1",
+            "MailingList_contacts-MIN_NUM_FORMS": "0",
+            "MailingList_contacts-MAX_NUM_FORMS": "1000",
+            "MailingList_contacts-0-id": str(membership.pk),
+            "MailingList_contacts-0-contact": str(contact.pk),
+            "MailingList_contacts-0-mailinglist": str(customers.pk),
+            "MailingList_contacts-1-id": "",
+            "MailingList_contacts-1-contact": str(contact.pk),
+            "MailingList_contacts-1-mailinglist": str(elsewhere.pk),
+            "transactions-TOTAL_FORMS": "0",
+            "transactions-INITIAL_FORMS": "0",
+            "transactions-MIN_NUM_FORMS": "0",
+            "transactions-MAX_NUM_FORMS": "0",
+        },
+    )
+    assert page.status_code == 200, page.status_code
+    assert "is a list of another directory (Away)" in html.unescape(page.content.decode())
+    assert list(contact.mailing_lists.all()) == [customers]
