@@ -138,3 +138,19 @@ def test_builder_with_an_odd_survey_id_or_a_huge_object_name(client, root):
     )
     assert page.status_code == 400
     assert not Workflow.objects.exists()
+
+
+def test_a_form_sent_without_the_csrf_cookie_says_what_to_do():
+    from django.test import Client
+
+    from surveys.models import SurveyStatus
+    from tests.factories import make_survey_link
+
+    link = make_survey_link(survey=make_survey(status=SurveyStatus.ACTIVE))
+    browser = Client(enforce_csrf_checks=True)  # no page was loaded: no cookie
+    refused = browser.post(f"/s/{link.token}/", {"action": "finish"})
+    assert refused.status_code == 403
+    text = refused.content.decode()
+    assert "The form could not be sent" in text and "Nothing was saved" in text
+    assert "Allow cookies for this site" in text
+    assert "CSRF verification failed" not in text  # not Django's developer page
