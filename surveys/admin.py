@@ -1,19 +1,30 @@
 """Admin pages for surveys (questions, sharing, activation), responses and personal links."""
 
 import json
+from collections import Counter
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
 from core.forms import LinesField
+from surveys.api import CANNOT_EDIT
 from surveys.deletion import users_of_surveys
 from surveys.exceptions import SurveyError
 from surveys.models import Question, Response, Survey, SurveyCollaborator, SurveyLink
+from surveys.selectors import survey_list_visible
 from surveys.services import (
+    question_choices_clean,
+    question_delete_problem,
+    question_positions_release,
     question_setup_problems,
     survey_activate,
+    survey_can_edit,
+    survey_can_share,
+    survey_can_view,
     survey_deactivate,
     survey_link_url,
 )
@@ -37,21 +48,115 @@ class QuestionForm(forms.ModelForm):
         cleaned = super().clean()
         if "type" in cleaned:
             # The same rules as the API, so a question saved here can always be asked.
-            for field, problem in question_setup_problems(
+            problems = question_setup_problems(
                 type=cleaned.get("type"),
                 text=cleaned.get("text", ""),
                 choices=cleaned.get("choices") or [],
                 scale_max=cleaned.get("scale_max"),
-            ).items():
+            )
+            for field, problem in problems.items():
                 self.add_error(field if field in self.fields else None, problem)
+            if "choices" not in problems and "choices" in cleaned:
+                # A pasted JSON list keeps its spaces; stored as the API stores them.
+                cleaned["choices"] = question_choices_clean(cleaned["choices"] or [])
         return cleaned
+
+
+class QuestionFormSet(BaseInlineFormSet):
+    """A survey's questions, saved whole: positions may be swapped, answered questions
+    are not deleted."""
+
+    def clean(self):
+        # Before the formset's own unique check, whose "Please correct the duplicate
+        # data for position." says neither which position nor what to do.
+        kept = [
+            form
+            for form in self.forms
+            if form.cleaned_data
+            and not self._should_delete_form(form)
+            and (form.instance.pk or form.has_changed())
+        ]
+        positions = Counter(form.cleaned_data.get("position") for form in kept)
+        shared = sorted(p for p, count in positions.items() if p is not None and count > 1)
+        problems = [
+            f"{positions[p]} questions have position {p}: give each question its own position"
+            for p in shared
+        ]
+        for form in self.initial_forms:
+            if form.instance.pk and self._should_delete_form(form):
+                # As saved, not as edited in the form being deleted.
+                question = Question.objects.get(pk=form.instance.pk)
+                if problem := question_delete_problem(question=question):
+                    problems.append(problem)
+        if problems:
+            raise forms.ValidationError(problems)
+        super().clean()
+
+    def save(self, commit=True):
+        if commit and self.instance.pk:
+            # Each row is written on its own: free the positions that change first
+            # (inside the admin's transaction), or swapping 1 and 2 breaks the
+            # unique position of a survey half-way.
+            moving = [
+                form.instance.pk
+                for form in self.initial_forms
+                if form.instance.pk
+                and (self._should_delete_form(form) or "position" in form.changed_data)
+            ]
+            question_positions_release(
+                survey=self.instance,
+                question_ids=moving,
+                wanted=[
+                    form.cleaned_data.get("position") or 0
+                    for form in self.forms
+                    if form.cleaned_data
+                ],
+            )
+        return super().save(commit)
+
+
+def _user_is_superuser(request) -> bool:
+    return bool(request.user.is_superuser)
+
+
+class PermissionBeforeLookupMixin:
+    """History asks the model permission first, as the change page does.
+
+    Django's history looks the object up first; with the lists filtered by sharing,
+    a user without any permission on these pages would get "does not exist" for
+    another owner's survey but 403 for their own: refused alike, as on the change page.
+    """
+
+    def history_view(self, request, object_id, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return super().history_view(request, object_id, extra_context)
 
 
 class QuestionInline(admin.StackedInline):
     model = Question
     form = QuestionForm
+    formset = QuestionFormSet
     extra = 0
     fields = ["position", "type", "text", "choices", "required", "scale_max"]
+
+    # `obj` is the survey. Questions change with the survey: whoever may edit it
+    # (owner, edit collaborator), as in the API.
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        allowed = super().has_add_permission(request, obj)
+        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
 
 
 class CollaboratorInline(admin.TabularInline):
@@ -59,6 +164,23 @@ class CollaboratorInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "can_view", "can_edit", "can_distribute"]
+
+    # Sharing is the owner's call, not an editor's (survey_can_share), as in the API.
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        allowed = super().has_add_permission(request, obj)
+        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
 
 
 class SurveyForm(forms.ModelForm):
@@ -75,7 +197,7 @@ class SurveyForm(forms.ModelForm):
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
     form = SurveyForm
 
     def get_deleted_objects(self, objs, request):
@@ -103,7 +225,36 @@ class SurveyAdmin(admin.ModelAdmin):
     actions = ["activate_surveys", "deactivate_surveys"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner")
+        # The API's rule (survey_list_visible): model permissions alone do not show
+        # another owner's survey; only a superuser sees every one.
+        queryset = survey_list_visible(user=request.user)
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        # The API never changes an owner; here only a superuser may hand a survey
+        # over. Anyone else creates surveys as their own (save_model).
+        if not _user_is_superuser(request):
+            readonly.append("owner")
+        return readonly
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change and not _user_is_superuser(request):
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Questions")
     def question_count(self, obj: Survey) -> int:
@@ -144,6 +295,9 @@ class SurveyAdmin(admin.ModelAdmin):
     def _change_status(self, request, queryset, change, verb: str) -> None:
         done = 0
         for survey in queryset:
+            if not survey_can_edit(survey=survey, user=request.user):
+                self.message_user(request, f"{survey}: {CANNOT_EDIT}", messages.ERROR)
+                continue
             try:
                 change(survey=survey)
                 done += 1
@@ -153,8 +307,12 @@ class SurveyAdmin(admin.ModelAdmin):
             self.message_user(request, f"{done} survey(s) {verb}.", messages.SUCCESS)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by respondents: never edited by hand."""
+class ReadOnlyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
+    """Records written by respondents: never edited by hand.
+
+    Shown only for the surveys the user may see (as the API's responses list), and
+    deleted only by who may delete the survey (its owner, or a superuser).
+    """
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -162,11 +320,47 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if _user_is_superuser(request):
+            return queryset
+        return queryset.filter(survey__in=survey_list_visible(user=request.user).values("pk"))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or obj.survey_id in self._visible_ids(request))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or obj.survey_id in self._owned_ids(request))
+
+    # Asked once per object on a deletion's confirmation page (thousands of responses
+    # when a survey is deleted): the ids are read once per request.
+    @staticmethod
+    def _visible_ids(request) -> set[int]:
+        if not hasattr(request, "_surveys_visible_ids"):
+            ids = survey_list_visible(user=request.user).values_list("pk", flat=True)
+            request._surveys_visible_ids = set(ids)
+        return request._surveys_visible_ids
+
+    @staticmethod
+    def _owned_ids(request) -> set[int]:
+        if not hasattr(request, "_surveys_owned_ids"):
+            surveys = Survey.objects.all()
+            if not _user_is_superuser(request):
+                surveys = surveys.filter(owner=request.user)
+            request._surveys_owned_ids = set(surveys.values_list("pk", flat=True))
+        return request._surveys_owned_ids
+
 
 @admin.register(Response)
 class ResponseAdmin(ReadOnlyAdmin):
     list_display = ["id", "survey", "contact", "started_at", "finished_at"]
-    list_filter = ["survey", ("finished_at", admin.EmptyFieldListFilter)]
+    # Only the surveys listed, not every survey's name.
+    list_filter = [
+        ("survey", admin.RelatedOnlyFieldListFilter),
+        ("finished_at", admin.EmptyFieldListFilter),
+    ]
     list_select_related = ["survey", "contact"]
     fields = [
         "survey",
@@ -199,7 +393,7 @@ class ResponseAdmin(ReadOnlyAdmin):
 @admin.register(SurveyLink)
 class SurveyLinkAdmin(ReadOnlyAdmin):
     list_display = ["id", "survey", "contact", "created_at", "opened_at", "finished_at"]
-    list_filter = ["survey"]
+    list_filter = [("survey", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["survey", "contact"]
     fields = [
         "survey",

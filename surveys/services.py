@@ -92,6 +92,59 @@ def survey_can_share(*, survey: Survey, user) -> bool:
 # --- Surveys and questions ----------------------------------------------------------
 
 
+def choice_key(text: str) -> str:
+    """A choice as the respondent page compares it: line breaks as a browser posts
+    them (CRLF) made plain, outer whitespace removed."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _quoted(text: str) -> str:
+    # JSON quoting shows a line break as \n, so the message names the choice exactly.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _choices_problem(choices: list[Any]) -> str:
+    """Why `choices` cannot be offered to respondents, naming each bad choice; "" when fine.
+
+    Answers are stored as the choice's text and matched against what the page posts
+    back: the page trims outer spaces and a browser sends a line break as CRLF, so a
+    choice must come back from that trip unchanged, and unlike every other choice.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for number, choice in enumerate(choices, start=1):
+        if not isinstance(choice, str):
+            problems.append(f"choice {number} is not a text")
+            continue
+        text = choice.strip()
+        if not text:
+            problems.append(f"choice {number} is empty: remove it or give it a text")
+        elif len(text.splitlines()) > 1:
+            problems.append(
+                f"choice {_quoted(text)} holds a line break: write each choice on one line"
+            )
+        elif piped_text.find_placeholders(text):
+            # Rendering it per respondent would store a different text per person,
+            # so answers could neither be matched nor counted together.
+            placeholders = ", ".join(p.raw for p in piped_text.find_placeholders(text))
+            problems.append(
+                f"choice {_quoted(text)} holds piped text ({placeholders}): a choice is "
+                "the same for every respondent; put the piped text in the question's text"
+            )
+        elif text in seen:
+            problems.append(
+                f"choice {_quoted(text)} appears more than once (outer spaces do not count): "
+                "each choice must be different"
+            )
+        seen.add(text)
+    return "; ".join(dict.fromkeys(problems))
+
+
+def question_choices_clean(choices: Iterable[str]) -> list[str]:
+    """The choices as stored: without outer whitespace (checked by question_setup_problems)."""
+    return [choice.strip() for choice in choices]
+
+
 def question_setup_problems(
     *, type: str, text: str, choices: Any, scale_max: Any
 ) -> dict[str, str]:
@@ -108,12 +161,8 @@ def question_setup_problems(
     if type in (QuestionType.SINGLE_CHOICE, QuestionType.MULTIPLE_CHOICE):
         if not isinstance(choices, list) or not choices:
             problems["choices"] = "a choice question needs a list of at least one choice"
-        elif not all(isinstance(choice, str) and choice.strip() for choice in choices):
-            problems["choices"] = "each choice must be a non-empty text"
-        elif len(set(choices)) != len(choices):
-            # Answers are stored as the choice's text, so two equal texts could not
-            # be told apart in a response.
-            problems["choices"] = "each choice must appear only once"
+        elif problem := _choices_problem(choices):
+            problems["choices"] = problem
     elif choices:
         problems["choices"] = "only single and multiple choice questions have choices"
     if type == QuestionType.RATING and (
@@ -121,6 +170,57 @@ def question_setup_problems(
     ):
         problems["scale_max"] = "a rating scale goes from 1 up to a maximum between 2 and 10"
     return problems
+
+
+def question_answer_count(*, question: Question) -> int:
+    """How many of the survey's responses (finished or not) hold an answer to `question`."""
+    # Counted here, not in SQL: answers are keyed by the question's id, and Django
+    # reads a digit-only key as an array index ($[17], -> 17), never the object's
+    # "17". Only a deletion asks, and only the answers column is read.
+    key = str(question.pk)
+    answers = Response.objects.filter(survey_id=question.survey_id).values_list(
+        "answers", flat=True
+    )
+    return sum(
+        1
+        for stored in answers.iterator(chunk_size=2000)
+        if isinstance(stored, dict) and key in stored
+    )
+
+
+def question_delete_problem(*, question: Question) -> str:
+    """Why `question` may not be deleted; "" when it may.
+
+    Answers are keyed by question id: deleting an answered question would drop its
+    answers from every response, the API and the responses CSV, without a trace.
+    """
+    count = question_answer_count(question=question)
+    if not count:
+        return ""
+    excerpt = question.text if len(question.text) <= 60 else question.text[:60] + "…"
+    return (
+        f"question {question.position} ({_quoted(excerpt)}) has {count} "
+        f"answer{'' if count == 1 else 's'}: deleting it would lose them. Keep the question "
+        "(it can be made optional), or deactivate this survey and create a new one without it"
+    )
+
+
+def question_positions_release(
+    *, survey: Survey, question_ids: Iterable[int], wanted: Iterable[int] = ()
+) -> None:
+    """Park the given questions above every current and `wanted` position.
+
+    Positions are unique per survey and rows are written one at a time, so a
+    reorder (1<->2) would collide half-way; written again afterwards, each lands
+    on its final position. Call inside the transaction that writes those.
+    """
+    ids = sorted(set(question_ids))
+    if not ids:
+        return
+    current = list(Question.objects.filter(survey=survey).values_list("position", flat=True))
+    parking = max([*current, *wanted, 0]) + 1
+    for offset, question_id in enumerate(ids):
+        Question.objects.filter(pk=question_id, survey=survey).update(position=parking + offset)
 
 
 def _clean_field_names(names: Iterable[str]) -> list[str]:
@@ -164,14 +264,14 @@ def _questions_replace(survey: Survey, questions: list[Mapping[str, Any]]) -> No
             raise SurveyError(f"question {question_id} is listed twice", field="questions")
         kept_ids.add(question_id)
 
-    Question.objects.filter(survey=survey).exclude(pk__in=kept_ids).delete()
-    # Positions are unique per survey: park the kept questions above every final
-    # position first, so reordering (1↔2) never collides half-way.
-    parking = max([question.position for question in existing.values()] + [0]) + len(ordered) + 1
-    kept = [existing[pk] for pk in kept_ids]
-    for offset, question in enumerate(kept):
-        question.position = parking + offset
-    Question.objects.bulk_update(kept, ["position"])
+    dropped = [question for pk, question in existing.items() if pk not in kept_ids]
+    for question in dropped:
+        if problem := question_delete_problem(question=question):
+            raise SurveyError(problem, field="questions")
+    Question.objects.filter(pk__in=[question.pk for question in dropped]).delete()
+    question_positions_release(
+        survey=survey, question_ids=kept_ids, wanted=range(1, len(ordered) + 1)
+    )
 
     to_update: list[Question] = []
     to_create: list[Question] = []
@@ -180,7 +280,7 @@ def _questions_replace(survey: Survey, questions: list[Mapping[str, Any]]) -> No
         question.position = position
         question.type = item["type"]
         question.text = item["text"]
-        question.choices = list(item.get("choices") or [])
+        question.choices = question_choices_clean(item.get("choices") or [])
         question.required = item.get("required", True)
         question.scale_max = item.get("scale_max") or 5
         (to_update if question.pk else to_create).append(question)
@@ -386,9 +486,24 @@ def survey_link_render_context(link: SurveyLink) -> piped_text.RenderContext:
     )
 
 
+def render_link_text(text: str, link: SurveyLink) -> str:
+    """`text` with its piped text filled from the link's snapshot: plain text
+    (html=False), so a page's template escapes it and an SMS sends it as is."""
+    return piped_text.render(text or "", survey_link_render_context(link)).text
+
+
 def render_question_text(question: Question, link: SurveyLink) -> str:
-    """Plain text (html=False): the page's template escapes it."""
-    return piped_text.render(question.text, survey_link_render_context(link)).text
+    return render_link_text(question.text, link)
+
+
+def render_survey_name(survey: Survey, link: SurveyLink) -> str:
+    """The name as the respondent reads it (page heading and title)."""
+    return render_link_text(survey.name, link)
+
+
+def render_thank_you_text(survey: Survey, link: SurveyLink) -> str:
+    """The closing text as the respondent reads it, on the page or by SMS."""
+    return render_link_text(survey.thank_you_text, link)
 
 
 # --- Answers -----------------------------------------------------------------------
@@ -408,6 +523,18 @@ def _whole_number(value: Any) -> int:
     if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
         return int(value.strip())
     raise ValueError(value)
+
+
+def _choices_by_key(question: Question) -> dict[str, str]:
+    """Each stored choice under the form the page posts it back in. Choices saved
+    before they were stripped on save ("Yes ", "Line1\nLine2") still match, and the
+    answer keeps the choice's own text; of two choices alike but for outer spaces,
+    the first wins (a browser could not tell them apart either)."""
+    by_key: dict[str, str] = {}
+    for choice in question.choices or []:
+        if isinstance(choice, str):
+            by_key.setdefault(choice_key(choice), choice)
+    return by_key
 
 
 def answer_clean(*, question: Question, value: Any) -> Any:
@@ -436,21 +563,23 @@ def answer_clean(*, question: Question, value: Any) -> Any:
     if question.type == QuestionType.SINGLE_CHOICE:
         if not isinstance(value, str):
             raise ValueError("Choose one of the options listed.")
-        if value not in question.choices:
+        choice = _choices_by_key(question).get(choice_key(value))
+        if choice is None:
             raise ValueError("Choose one of the options listed.")
-        return value
+        return choice
     if question.type == QuestionType.MULTIPLE_CHOICE:
         selected = [value] if isinstance(value, str) else value
         if not isinstance(selected, list | tuple) or not all(
             isinstance(item, str) for item in selected
         ):
             raise ValueError("Choose only among the options listed.")
-        selected = {item.strip() for item in selected if item.strip()}
-        unknown = selected.difference(question.choices)
-        if unknown:
+        by_key = _choices_by_key(question)
+        keys = {choice_key(item) for item in selected} - {""}
+        if keys.difference(by_key):
             raise ValueError("Choose only among the options listed.")
+        chosen = {by_key[key] for key in keys}
         # Stored in the question's order, so equal selections compare equal.
-        return [choice for choice in question.choices if choice in selected] or None
+        return [choice for choice in question.choices if choice in chosen] or None
     if question.type == QuestionType.TEXT:
         if not isinstance(value, str):
             raise ValueError("Enter your answer as text.")
@@ -579,9 +708,17 @@ __all__ = [
     "AnswerError",
     "SurveyError",
     "answer_clean",
+    "choice_key",
     "opt_out_url",
+    "question_answer_count",
+    "question_choices_clean",
+    "question_delete_problem",
+    "question_positions_release",
     "question_setup_problems",
+    "render_link_text",
     "render_question_text",
+    "render_survey_name",
+    "render_thank_you_text",
     "response_embedded_data",
     "response_record_answers",
     "survey_activate",

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from surveys import selectors, services
 from surveys.exceptions import AnswerError
-from surveys.models import Question, QuestionType, Survey, SurveyLink
+from surveys.models import CHOICE_TYPES, Question, QuestionType, Survey, SurveyLink
 
 NPS_HINT = "0 means not at all likely, 10 means extremely likely."
 
@@ -114,18 +114,24 @@ def _question_views(
                 labels = [str(number) for number in range(1, question.scale_max + 1)]
                 view["hint"] = f"1 is the lowest, {question.scale_max} the highest."
             else:
-                labels = list(question.choices)
+                labels = [str(choice) for choice in question.choices]
             if question.type == QuestionType.MULTIPLE_CHOICE:
                 view["input_type"] = "checkbox"
-                chosen = {str(item) for item in (value if isinstance(value, list) else [value])}
+                picked = value if isinstance(value, list) else [value]
             else:
-                chosen = {"" if value is None else str(value)}
+                picked = [value]
+            # Compared as the page posts them back (services.choice_key), so a choice
+            # saved with outer spaces or a line break is shown checked again.
+            chosen = {services.choice_key("" if item is None else str(item)) for item in picked}
+            choice_labels = question.type in CHOICE_TYPES
             view["options"] = [
                 {
                     "id": f"{name}-{index}",
                     "value": label,
-                    "label": label,
-                    "checked": label in chosen,
+                    # Choices with piped text are refused on save; one saved before
+                    # is shown filled in, its value (what is stored) kept as written.
+                    "label": services.render_link_text(label, link) if choice_labels else label,
+                    "checked": services.choice_key(label) in chosen,
                 }
                 for index, label in enumerate(labels)
             ]
@@ -154,6 +160,7 @@ def _survey_form(
     context = {
         "preview": preview,
         "survey": survey,
+        "survey_name": services.render_survey_name(survey, link),
         "questions": _question_views(questions, link, values, errors),
         "has_errors": bool(errors),
         "general_error": errors.get("__all__", ""),
@@ -246,7 +253,11 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         redirect = HttpResponseRedirect(f"{request.path}?saved=1")
         redirect.status_code = 303
         return redirect
-    return render(request, "surveys/thank_you.html", {"survey": survey})
+    context = {
+        "survey_name": services.render_survey_name(survey, link),
+        "thank_you_text": services.render_thank_you_text(survey, link),
+    }
+    return render(request, "surveys/thank_you.html", context)
 
 
 def mask_email(email: str) -> str:

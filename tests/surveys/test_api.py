@@ -327,3 +327,44 @@ def test_a_survey_a_workflow_distributes_is_not_deleted(api_client, admin_user, 
         {"detail": "cannot delete: the survey has distributions; deactivate it instead"},
     )
     assert api_client.delete(f"/api/v1/surveys/{unused.pk}/").status_code == 204
+
+
+def test_choices_are_saved_stripped_and_ambiguous_ones_refused(api_client):
+    question = {"type": "single_choice", "text": "Solved?", "choices": ["Yes ", " No"]}
+    created = api_client.post(SURVEYS, {"name": "S", "questions": [question]}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["questions"][0]["choices"] == ["Yes", "No"]
+
+    question["choices"] = ["a", "a "]
+    answer = api_client.put(
+        f"{SURVEYS}{created.json()['id']}/", {"name": "S", "questions": [question]}, format="json"
+    )
+    assert answer.status_code == 400
+    assert _first_item_errors(answer.json()["questions"])["choices"] == [
+        'choice "a" appears more than once (outer spaces do not count): '
+        "each choice must be different"
+    ]
+    question["choices"] = ["Line1\nLine2"]
+    answer = api_client.post(SURVEYS, {"name": "S", "questions": [question]}, format="json")
+    assert answer.status_code == 400
+    assert _first_item_errors(answer.json()["questions"])["choices"] == [
+        'choice "Line1\\nLine2" holds a line break: write each choice on one line'
+    ]
+
+
+def test_a_put_dropping_an_answered_question_is_refused(api_client, admin_user):
+    survey = make_survey(owner=admin_user)
+    text = survey.questions.order_by("position").last()
+    response_record_answers(
+        link=make_survey_link(survey=survey), answers={text.pk: "Faster"}, finish=False
+    )
+    body = api_client.get(f"{SURVEYS}{survey.pk}/").json()
+    body["questions"] = body["questions"][:1]
+    answer = api_client.put(f"{SURVEYS}{survey.pk}/", body, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["questions"] == [
+        'question 2 ("What could we do better?") has 1 answer: deleting it would lose them. '
+        "Keep the question (it can be made optional), or deactivate this survey and create "
+        "a new one without it"
+    ]
+    assert survey.questions.count() == 2

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from surveys import signals
-from surveys.models import Response, SurveyLink
+from surveys.models import Question, Response, SurveyLink
 from surveys.services import survey_deactivate
 from tests.factories import make_contact, make_survey, make_survey_link, make_user
 
@@ -324,3 +324,57 @@ def test_an_admin_preview_records_nothing_and_cannot_answer(client):
     )
     link.refresh_from_db()
     assert link.opened_at is not None
+
+
+def test_choices_saved_with_outer_spaces_or_line_breaks_can_still_be_picked(client):
+    survey = make_survey(
+        questions=[
+            {"type": "single_choice", "text": "Solved?", "choices": ["Yes", "No"]},
+            {"type": "multiple_choice", "text": "Which?", "choices": ["A", "B"]},
+        ]
+    )
+    single, multiple = survey.questions.all()
+    # Stored by an older version, before choices were checked and stripped on save.
+    Question.objects.filter(pk=single.pk).update(choices=["Yes ", "Line1\nLine2"])
+    Question.objects.filter(pk=multiple.pk).update(choices=[" Alpha", "Beta"])
+    link = make_survey_link(survey=survey)
+
+    saved = client.post(_path(link), {f"q{single.pk}": "Yes ", "action": "save"})
+    assert saved.status_code == 303
+    html = client.get(saved["Location"]).content.decode()
+    assert f'id="q{single.pk}-0" name="q{single.pk}" value="Yes " checked' in html
+
+    # A browser sends the option's value with its line break as CRLF.
+    done = client.post(
+        _path(link),
+        {f"q{single.pk}": "Line1\r\nLine2", f"q{multiple.pk}": [" Alpha"], "action": "finish"},
+    )
+    assert done.status_code == 200, done.content.decode()
+    assert Response.objects.get(link=link).answers == {
+        str(single.pk): "Line1\nLine2",
+        str(multiple.pk): [" Alpha"],
+    }
+
+
+def test_name_choices_and_thank_you_text_show_piped_text(client):
+    survey = make_survey(
+        name="About case ${e://Field/CaseNumber}",
+        thank_you_text="Thanks, ${m://FirstName}!",
+        questions=[{"type": "single_choice", "text": "Who helped?", "choices": ["Someone"]}],
+    )
+    question = survey.questions.get()
+    # Refused on save now; one saved before is shown filled in, stored as written.
+    Question.objects.filter(pk=question.pk).update(choices=["Me, ${m://FirstName}", "Someone"])
+    link = make_survey_link(survey=survey, snapshot={"embedded_data": {"CaseNumber": "00001026"}})
+
+    html = client.get(_path(link)).content.decode()
+    assert "${" not in html.replace('value="Me, ${m://FirstName}"', "")
+    assert "<title>About case 00001026" in html and "<h1>About case 00001026</h1>" in html
+    assert f'<label for="q{question.pk}-0">Me, Ada</label>' in html
+
+    done = client.post(_path(link), {f"q{question.pk}": "Me, ${m://FirstName}"})
+    html = done.content.decode()
+    assert done.status_code == 200
+    assert "Thank you — About case 00001026" in html and "Thanks, Ada!" in html
+    assert "${" not in html
+    assert Response.objects.get(link=link).answers == {str(question.pk): "Me, ${m://FirstName}"}

@@ -8,10 +8,13 @@ from django.utils import timezone
 
 from surveys import signals
 from surveys.exceptions import AnswerError, SurveyError
-from surveys.models import Response, Survey, SurveyLink, SurveyStatus
+from surveys.models import Question, Response, Survey, SurveyLink, SurveyStatus
 from surveys.services import (
     opt_out_url,
+    question_setup_problems,
     render_question_text,
+    render_survey_name,
+    render_thank_you_text,
     response_record_answers,
     survey_activate,
     survey_can_distribute,
@@ -446,3 +449,97 @@ def test_embedded_data_names_stored_in_a_wrong_shape_are_passed_over():
     survey.refresh_from_db()
     snapshot = {"embedded_data": {"CaseNumber": "0042", "1": "x"}}
     assert response_embedded_data(survey=survey, snapshot=snapshot) == {"CaseNumber": "0042"}
+
+
+@pytest.mark.parametrize(
+    ("choices", "message"),
+    [
+        (
+            ["Line1\nLine2", "Other"],
+            'choice "Line1\\nLine2" holds a line break: write each choice on one line',
+        ),
+        (["Yes", "  "], "choice 2 is empty: remove it or give it a text"),
+        (
+            ["a", "a "],
+            'choice "a" appears more than once (outer spaces do not count): '
+            "each choice must be different",
+        ),
+        (
+            ["Hi ${m://FirstName}", "No"],
+            'choice "Hi ${m://FirstName}" holds piped text (${m://FirstName}): a choice is '
+            "the same for every respondent; put the piped text in the question's text",
+        ),
+    ],
+)
+def test_choices_that_respondents_could_not_pick_are_refused_naming_the_choice(choices, message):
+    problems = question_setup_problems(
+        type="single_choice", text="Pick", choices=choices, scale_max=5
+    )
+    assert problems == {"choices": message}
+
+
+def test_choices_are_saved_without_their_outer_spaces():
+    survey = make_survey(
+        questions=[{"type": "single_choice", "text": "Pick", "choices": ["Yes ", " Alpha"]}]
+    )
+    assert survey.questions.get().choices == ["Yes", "Alpha"]
+
+
+def test_choices_saved_before_they_were_stripped_still_match_the_posted_answer():
+    survey = make_survey(
+        questions=[
+            {"type": "single_choice", "text": "One", "choices": ["Yes", "No"]},
+            {"type": "multiple_choice", "text": "Many", "choices": ["A", "B"]},
+        ]
+    )
+    single, multiple = survey.questions.all()
+    # As an older version stored them, before choices were checked on save.
+    Question.objects.filter(pk=single.pk).update(choices=["Yes ", "Line1\nLine2"])
+    Question.objects.filter(pk=multiple.pk).update(choices=[" Alpha", "Beta\nGamma", "a"])
+    link = make_survey_link(survey=survey)
+    # What a browser posts: the page trims it; line breaks arrive as CRLF.
+    response = response_record_answers(
+        link=link,
+        answers={single.pk: "Line1\r\nLine2", multiple.pk: ["Beta\r\nGamma", "Alpha"]},
+        finish=False,
+    )
+    assert response.answers == {
+        str(single.pk): "Line1\nLine2",
+        str(multiple.pk): [" Alpha", "Beta\nGamma"],
+    }
+    # The answer keeps the choice's own text, so it is counted with that choice.
+    response = response_record_answers(link=link, answers={single.pk: "Yes"}, finish=True)
+    assert response.answers[str(single.pk)] == "Yes "
+
+
+def test_a_question_with_answers_is_not_deleted_by_an_update():
+    survey = make_survey()
+    nps, text = survey.questions.order_by("position")
+    for score in (9, 10):
+        response_record_answers(
+            link=make_survey_link(survey=survey), answers={nps.pk: score}, finish=False
+        )
+    with pytest.raises(SurveyError) as caught:
+        survey_update(
+            survey=survey, data={"questions": [{"id": text.pk, "type": "text", "text": "Why?"}]}
+        )
+    assert caught.value.field == "questions"
+    assert caught.value.message == (
+        'question 1 ("How likely are you to recommend us, ${m://FirstName}?") has 2 answers: '
+        "deleting it would lose them. Keep the question (it can be made optional), or "
+        "deactivate this survey and create a new one without it"
+    )
+    assert survey.questions.count() == 2
+    # The unanswered one may go.
+    survey_update(survey=survey, data={"questions": [{"id": nps.pk, "type": "nps", "text": "R?"}]})
+    assert list(survey.questions.values_list("pk", flat=True)) == [nps.pk]
+
+
+def test_name_and_thank_you_text_are_piped_from_the_snapshot():
+    survey = make_survey(
+        name="Your case ${e://Field/CaseNumber}",
+        thank_you_text="Thanks, ${m://FirstName}!",
+    )
+    link = make_survey_link(survey=survey, snapshot={"embedded_data": {"CaseNumber": "00001026"}})
+    assert render_survey_name(survey, link) == "Your case 00001026"
+    assert render_thank_you_text(survey, link) == "Thanks, Ada!"
