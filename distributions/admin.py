@@ -1,5 +1,6 @@
 """Admin pages: distributions with their lines, senders, suppressions, outbox, events."""
 
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
@@ -12,6 +13,14 @@ from distributions.models import (
     Recipient,
     RecipientMessage,
     VerifiedSender,
+    sender_canonical,
+    suppression_canonical,
+    validate_sender,
+)
+from distributions.selectors import (
+    sender_duplicate_error,
+    senders_in_use,
+    suppression_duplicate_error,
 )
 
 # History is written by the workflow engine and providers; editing it by hand would
@@ -192,15 +201,56 @@ class DeliveryEventAdmin(ReadOnlyAdmin):
     ]
 
 
+class VerifiedSenderForm(forms.ModelForm):
+    class Meta:
+        model = VerifiedSender
+        fields = ["address", "verified"]
+
+    def clean_address(self) -> str:
+        value = self.cleaned_data["address"]
+        # Checked as typed, so the message quotes what the user wrote.
+        validate_sender(value)
+        canonical = sender_canonical(value)
+        # The unique constraint compares stored (canonical) values: a duplicate that
+        # differs only by case or a missing "@" must be caught here, not by the database.
+        duplicate = sender_duplicate_error(address=canonical, exclude_pk=self.instance.pk)
+        if duplicate:
+            raise forms.ValidationError(duplicate)
+        return canonical
+
+
 @admin.register(VerifiedSender)
 class VerifiedSenderAdmin(admin.ModelAdmin):
+    form = VerifiedSenderForm
     list_display = ["address", "verified", "created_at"]
     list_filter = ["verified"]
     search_fields = ["address"]
 
+    def get_deleted_objects(self, objs, request):
+        # A sender a workflow still sends from (and nothing else verifies) is listed as
+        # protected, and the admin then refuses the deletion, single or bulk, as for a
+        # PROTECT key; the template says why in plain words.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = senders_in_use(obj.pk for obj in objs)
+        return deleted, counts, perms_needed, [*protected, *in_use]
+
+
+class EmailSuppressionForm(forms.ModelForm):
+    class Meta:
+        model = EmailSuppression
+        fields = ["address", "reason", "detail"]
+
+    def clean_address(self) -> str:
+        canonical = suppression_canonical(self.cleaned_data["address"])
+        duplicate = suppression_duplicate_error(address=canonical, exclude_pk=self.instance.pk)
+        if duplicate:
+            raise forms.ValidationError(duplicate)
+        return canonical
+
 
 @admin.register(EmailSuppression)
 class EmailSuppressionAdmin(admin.ModelAdmin):
+    form = EmailSuppressionForm
     list_display = ["address", "reason", "created_at"]
     list_filter = ["reason"]
     search_fields = ["address"]

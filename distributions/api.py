@@ -1,7 +1,7 @@
 """REST API of distributions, their recipient lines, the outbox and verified senders."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -23,6 +23,7 @@ from distributions.selectors import (
     distributions_visible,
     outbox_messages,
     parse_status,
+    senders_in_use,
     status_counts,
 )
 from distributions.serializers import (
@@ -175,6 +176,14 @@ class VerifiedSenderViewSet(viewsets.ModelViewSet):
     serializer_class = VerifiedSenderSerializer
     permission_classes = [IsAdminUser]
     queryset = VerifiedSender.objects.order_by("address")
+    error_statuses = {"destroy": {409}}  # core/api_schema.py: a sender in use stays
+
+    def destroy(self, request, *args, **kwargs):
+        # The admin refuses the same deletion with the same sentences.
+        in_use = senders_in_use([self.get_object().pk])
+        if in_use:
+            return Response({"detail": "; ".join(in_use)}, status=status.HTTP_409_CONFLICT)
+        return super().destroy(request, *args, **kwargs)
 
 
 class FrequencyRuleViewSet(viewsets.ModelViewSet):

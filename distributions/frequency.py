@@ -24,7 +24,13 @@ from django.db.models import Q
 
 from contacts.models import Contact
 from core.job_memo import memoized
-from distributions.models import FrequencyRule, FrequencyScope, MessageKind, Recipient
+from distributions.models import (
+    MAX_PERIOD_DAYS,
+    FrequencyRule,
+    FrequencyScope,
+    MessageKind,
+    Recipient,
+)
 
 
 @dataclass(frozen=True)
@@ -34,9 +40,16 @@ class RecentSends:
     last: datetime | None
 
 
+def effective_period_days(period_days: int) -> int:
+    """The period a rule is applied with: forms and the API refuse more than
+    MAX_PERIOD_DAYS, but a rule stored before that limit (or written around it) is
+    applied as the maximum rather than failing every send with an OverflowError."""
+    return min(period_days, MAX_PERIOD_DAYS)
+
+
 def window_start(*, now: datetime, period_days: int) -> datetime:
     """Sends strictly after this moment are inside the rule's window."""
-    return now - timedelta(days=period_days)
+    return now - timedelta(days=effective_period_days(period_days))
 
 
 def rules_for(
@@ -102,7 +115,8 @@ def describe(rule: FrequencyRule, sends: RecentSends) -> str:
         summary = f"1 survey sent on {sends.last:%Y-%m-%d}"
     else:
         summary = (
-            f"{sends.count} surveys sent in the last {rule.period_days} days, "
+            f"{sends.count} surveys sent in the last "
+            f"{effective_period_days(rule.period_days)} days, "
             f"the last on {sends.last:%Y-%m-%d}"
         )
     return f"frequency rule '{rule.name}' ({rule.describe_scope()}): {summary}"

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import DomainNameValidator, validate_email
+from django.core.validators import DomainNameValidator, MaxValueValidator, validate_email
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -358,6 +358,23 @@ def validate_sender(value: str) -> None:
         ) from None
 
 
+def sender_canonical(value: str) -> str:
+    """The one form a sender is stored and compared in: trimmed, lower case, and a bare
+    domain ("Example.COM") becomes "@example.com". The model, the API and the admin
+    form all use it, so "the same sender" means the same thing everywhere."""
+    text = (value or "").strip().lower()
+    return "@" + text if text and "@" not in text else text
+
+
+def sender_keys(from_address: str) -> list[str]:
+    """The entries that verify a From address: the address itself and its domain
+    ("@example.com"); none for something that is not an address."""
+    address = (from_address or "").strip().lower()
+    if "@" not in address:
+        return []
+    return [address, "@" + address.rsplit("@", 1)[1]]
+
+
 class VerifiedSender(models.Model):
     """A from address ("surveys@example.com") or a whole domain ("@example.com")."""
 
@@ -377,18 +394,19 @@ class VerifiedSender(models.Model):
         return self.address
 
     def save(self, *args, **kwargs):
-        # Stored in one canonical form so lookups are a plain equality: lower case,
-        # and a bare domain "example.com" becomes "@example.com".
-        value = (self.address or "").strip().lower()
-        if value and "@" not in value:
-            value = "@" + value
-        self.address = value
+        # Stored in one canonical form so lookups are a plain equality.
+        self.address = sender_canonical(self.address)
         super().save(*args, **kwargs)
 
 
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", "Hard bounce"
     COMPLAINT = "complaint", "Complaint"
+
+
+def suppression_canonical(address: str) -> str:
+    """How suppressed addresses are stored and looked up: trimmed, lower case."""
+    return (address or "").strip().lower()
 
 
 class EmailSuppression(models.Model):
@@ -408,7 +426,7 @@ class EmailSuppression(models.Model):
         return f"{self.address} ({self.get_reason_display()})"
 
     def save(self, *args, **kwargs):
-        self.address = (self.address or "").strip().lower()
+        self.address = suppression_canonical(self.address)
         super().save(*args, **kwargs)
 
 
@@ -436,6 +454,14 @@ class FrequencyScope(models.TextChoices):
     DIRECTORY = "directory", "Directory"
     MAILING_LIST = "mailing_list", "Mailing list"
     SURVEY = "survey", "Survey"
+
+
+# Ten years: longer windows mean nothing for contact frequency, and a window must stay
+# inside the dates Python can represent (now - period_days).
+MAX_PERIOD_DAYS = 3650
+PERIOD_DAYS_TOO_LONG = (
+    f"the period can be at most {MAX_PERIOD_DAYS} days (10 years); give a shorter period"
+)
 
 
 class FrequencyRule(models.Model):
@@ -479,10 +505,11 @@ class FrequencyRule(models.Model):
         help_text="How many invitations a contact may receive within the period (at least 1)."
     )
     period_days = models.PositiveIntegerField(
+        validators=[MaxValueValidator(MAX_PERIOD_DAYS, message=PERIOD_DAYS_TOO_LONG)],
         help_text=(
-            "The period: the last period_days x 24 hours before the send. A send exactly "
-            "that long ago is outside it."
-        )
+            "The period: the last period_days x 24 hours before the send (at most "
+            f"{MAX_PERIOD_DAYS} days). A send exactly that long ago is outside it."
+        ),
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

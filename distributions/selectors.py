@@ -1,4 +1,5 @@
-"""Reads on distributions: visibility, counts by status, history rows for the CSV."""
+"""Reads on distributions: visibility, counts by status, history rows for the CSV, and
+what an edit of senders or suppressions would clash with or break."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, Count, F, Func, Q, QuerySet, TextField, Value, When
@@ -17,10 +19,15 @@ from django.utils.dateparse import parse_date, parse_datetime
 from distributions.csv_export import COLUMNS
 from distributions.models import (
     Distribution,
+    EmailSuppression,
     MessageKind,
     OutboxMessage,
     Recipient,
     RecipientStatus,
+    VerifiedSender,
+    sender_canonical,
+    sender_keys,
+    suppression_canonical,
 )
 from surveys.selectors import survey_list_visible
 
@@ -257,3 +264,102 @@ def outbox_messages(*, to: str = "", channel: str = "") -> QuerySet[OutboxMessag
     if channel:
         queryset = queryset.filter(channel=channel)
     return queryset.order_by("-id")
+
+
+# --- Verified senders and suppressions ------------------------------------------------------
+
+
+def sender_duplicate_error(*, address: str, exclude_pk: int | None = None) -> str | None:
+    """Why `address` cannot be added (or an entry renamed to it): the same sender, in
+    its canonical form, is already listed. Shared by the API and the admin form."""
+    canonical = sender_canonical(address)
+    existing = VerifiedSender.objects.filter(address=canonical).exclude(pk=exclude_pk).first()
+    if existing is None:
+        return None
+    if existing.verified:
+        return f"{canonical} is already verified; there is no need to add it again"
+    return (
+        f"{canonical} is already listed, not verified; edit that entry and tick "
+        "Verified instead of adding it again"
+    )
+
+
+def suppression_duplicate_error(*, address: str, exclude_pk: int | None = None) -> str | None:
+    """Why `address` cannot be suppressed again: it already is (compared as
+    distributions.services.suppression_find compares)."""
+    canonical = suppression_canonical(address)
+    existing = EmailSuppression.objects.filter(address=canonical).exclude(pk=exclude_pk).first()
+    if existing is None:
+        return None
+    return (
+        f"{canonical} is already suppressed ({existing.get_reason_display().lower()} "
+        f"on {existing.created_at:%Y-%m-%d}); edit that entry instead of adding it again"
+    )
+
+
+def _email_tasks_senders() -> list[tuple[str, int, int, str]]:
+    """(workflow name, workflow id, task number, From address) of every Distribute
+    survey task that emails. Its reminders and thank-yous send from the same address (the
+    invitation's envelope: distributions.campaign.render_follow_up)."""
+    # Read through the app registry: distributions imports no xmflows code
+    # (CONVENTIONS.md), yet the tasks are what a sender's deletion would break.
+    task_model = apps.get_model("xmflows", "Task")
+    tasks = (
+        task_model.objects.filter(type="distribute_survey")
+        .order_by("workflow__name", "workflow_id", "position")
+        .values_list("workflow__name", "workflow_id", "position", "config")
+    )
+    found = []
+    for workflow_name, workflow_id, position, config in tasks:
+        # Texting tasks have no from_email (their message is only `text`).
+        message = config.get("message") if isinstance(config, dict) else None
+        from_email = message.get("from_email") if isinstance(message, dict) else None
+        if isinstance(from_email, str) and from_email.strip():
+            found.append((workflow_name, workflow_id, position + 1, from_email.strip()))
+    return found
+
+
+def senders_in_use(sender_ids: Iterable[int]) -> list[str]:
+    """One sentence per verified sender among `sender_ids` that workflows still send
+    from and that no other verified entry covers: deleting it would fail every later
+    run with "sender address … is not verified". Empty when the deletion is safe.
+
+    A From address is covered as the send-time check covers it
+    (distributions.services.sender_is_verified): by itself or by its domain. Senders
+    deleted together do not cover each other."""
+    deleting = {int(pk) for pk in sender_ids}
+    doomed = set(
+        VerifiedSender.objects.filter(pk__in=deleting, verified=True).values_list(
+            "address", flat=True
+        )
+    )
+    if not doomed:
+        return []
+    uses: dict[str, list[str]] = defaultdict(list)
+    addresses: dict[str, set[str]] = defaultdict(set)
+    for workflow_name, workflow_id, number, from_email in _email_tasks_senders():
+        keys = sender_keys(from_email)
+        lost = [key for key in keys if key in doomed]
+        if not lost:
+            continue
+        kept = VerifiedSender.objects.filter(address__in=keys, verified=True).exclude(
+            pk__in=deleting
+        )
+        if kept.exists():
+            continue
+        for key in lost:
+            uses[key].append(
+                f"workflow '{workflow_name}' (id {workflow_id}), task {number}, sends "
+                f"from {from_email}"
+            )
+            addresses[key].add(keys[0])
+    reasons = []
+    for address in sorted(uses):
+        them = "it" if len(addresses[address]) == 1 else "them"
+        where = "the workflow" if len(uses[address]) == 1 else "those workflows"
+        reasons.append(
+            f"cannot delete {address}: {'; '.join(uses[address])}; no other verified sender "
+            f"covers {them}, so every run would fail. Change the From address in {where}, "
+            f"or first verify {them} as another sender (the address or its domain)"
+        )
+    return reasons

@@ -6,6 +6,8 @@ from rest_framework import serializers
 
 from contacts.models import Directory, MailingList
 from distributions.models import (
+    MAX_PERIOD_DAYS,
+    PERIOD_DAYS_TOO_LONG,
     Conversation,
     Distribution,
     FrequencyRule,
@@ -14,7 +16,9 @@ from distributions.models import (
     Recipient,
     SmsMessage,
     VerifiedSender,
+    sender_canonical,
 )
+from distributions.selectors import sender_duplicate_error
 from surveys.models import Survey
 
 
@@ -186,18 +190,17 @@ class VerifiedSenderSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
     def validate_address(self, value: str) -> str:
-        text = value.strip().lower()
-        local, at, domain = text.rpartition("@") if "@" in text else ("", "@", text)
-        if not domain or "." not in domain or " " in text or (at and local.count("@")):
+        canonical = sender_canonical(value)
+        local, _, domain = canonical.rpartition("@")
+        if not domain or "." not in domain or " " in canonical or "@" in local:
             raise serializers.ValidationError(
                 'give an address ("support@example.com") or a domain ("@example.com")'
             )
-        canonical = text if "@" in text else "@" + text
-        queryset = VerifiedSender.objects.filter(address=canonical)
-        if self.instance is not None:
-            queryset = queryset.exclude(pk=self.instance.pk)
-        if queryset.exists():
-            raise serializers.ValidationError(f"{canonical} is already a sender")
+        duplicate = sender_duplicate_error(
+            address=canonical, exclude_pk=self.instance.pk if self.instance else None
+        )
+        if duplicate:
+            raise serializers.ValidationError(duplicate)
         return canonical
 
 
@@ -241,7 +244,11 @@ class FrequencyRuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "target_name", "created_at", "updated_at"]
         extra_kwargs = {
             "max_sends": {"min_value": 1, "max_value": 1000},
-            "period_days": {"min_value": 1, "max_value": 3650},
+            "period_days": {
+                "min_value": 1,
+                "max_value": MAX_PERIOD_DAYS,
+                "error_messages": {"max_value": PERIOD_DAYS_TOO_LONG},
+            },
         }
 
     def get_target_name(self, obj: FrequencyRule) -> str:

@@ -43,6 +43,8 @@ from distributions.models import (
     RecipientStatus,
     SuppressionReason,
     VerifiedSender,
+    sender_keys,
+    suppression_canonical,
 )
 from distributions.send_checks import send_time_skip_reason
 from surveys.models import SurveyStatus
@@ -66,23 +68,22 @@ SMS_TIMED_OUT_NOTE = "the two-way SMS survey timed out"
 
 def sender_is_verified(*, address: str) -> bool:
     """The address itself, or its whole domain ("@example.com"), is a verified sender."""
-    address = (address or "").strip().lower()
-    if "@" not in address:
+    keys = sender_keys(address)
+    if not keys:
         return False
-    domain = "@" + address.rsplit("@", 1)[1]
     return memoized(
-        ("verified_sender", address),
-        VerifiedSender.objects.filter(address__in=[address, domain], verified=True).exists,
+        ("verified_sender", keys[0]),
+        VerifiedSender.objects.filter(address__in=keys, verified=True).exists,
     )
 
 
 def suppression_find(*, address: str) -> EmailSuppression | None:
-    return EmailSuppression.objects.filter(address=(address or "").strip().lower()).first()
+    return EmailSuppression.objects.filter(address=suppression_canonical(address)).first()
 
 
 def suppression_add(*, address: str, reason: str, detail: str = "") -> EmailSuppression:
     """Suppress an address for email from now on; the first reason recorded is kept."""
-    address = (address or "").strip().lower()
+    address = suppression_canonical(address)
     try:
         with transaction.atomic():
             suppression, _ = EmailSuppression.objects.get_or_create(

@@ -49,7 +49,11 @@ from distributions.sms_services import (
 from distributions.sms_text import QuestionSpec, ReplyError, keyword, parse_reply, prompt, reask
 from surveys.exceptions import AnswerError
 from surveys.models import Question
-from surveys.services import render_question_text, response_record_answers
+from surveys.services import (
+    render_question_text,
+    render_thank_you_text,
+    response_record_answers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +379,7 @@ def _reply(
         )
         conversation_close(conversation, ConversationStatus.FINISHED, "all questions answered")
         return (
-            [line.survey.thank_you_text],
+            [render_thank_you_text(line.survey, link)],
             f"answer to question {index + 1} of {total} {what}; survey finished",
         )
     conversation.question_index = index + 1

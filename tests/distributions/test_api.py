@@ -6,8 +6,10 @@ from rest_framework.test import APIClient
 from distributions.models import OutboxMessage, VerifiedSender
 from distributions.services import distribution_create
 from tests.distributions.builders import (
+    SENDER,
     make_distribution_workflow,
     make_line,
+    make_sender,
     make_survey,
     send_case,
 )
@@ -171,3 +173,33 @@ def test_verified_senders_crud(api_client):
     assert patched.json()["verified"] is False
     assert api_client.delete(f"/api/v1/verified-senders/{sender_id}/").status_code == 204
     assert list(VerifiedSender.objects.values_list("address", flat=True)) == ["@example.org"]
+
+
+@pytest.mark.django_db
+def test_a_duplicate_sender_is_named_in_its_canonical_form(api_client):
+    make_sender("@example.com")
+    duplicate = api_client.post("/api/v1/verified-senders/", {"address": " Example.COM "})
+    assert duplicate.status_code == 400
+    assert duplicate.json() == {
+        "address": ["@example.com is already verified; there is no need to add it again"]
+    }
+
+
+@pytest.mark.django_db
+def test_deleting_a_sender_a_workflow_sends_from_is_409(api_client, admin_user):
+    workflow = make_distribution_workflow(owner=admin_user)
+    sender = VerifiedSender.objects.get(address=SENDER)
+    refused = api_client.delete(f"/api/v1/verified-senders/{sender.pk}/")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "detail": (
+            f"cannot delete {SENDER}: workflow 'Closed case survey' (id {workflow.pk}), "
+            f"task 1, sends from {SENDER}; no other verified sender covers it, so every run "
+            "would fail. Change the From address in the workflow, or first verify it as "
+            "another sender (the address or its domain)"
+        )
+    }
+    assert VerifiedSender.objects.filter(pk=sender.pk).exists()
+    # Once its domain is verified, the address itself is no longer needed.
+    make_sender("@example.com")
+    assert api_client.delete(f"/api/v1/verified-senders/{sender.pk}/").status_code == 204

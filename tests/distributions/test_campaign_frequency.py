@@ -473,3 +473,72 @@ def test_frequency_rules_admin(client, admin_user):
     assert response.status_code == 200
     assert "set exactly the target of the rule&#x27;s scope" in response.content.decode()
     assert FrequencyRule.objects.count() == 1
+
+
+# --- The longest period -----------------------------------------------------------------------
+
+TOO_LONG = "the period can be at most 3650 days (10 years); give a shorter period"
+
+
+@pytest.mark.parametrize("period_days", [3651, 999999, 99999999999])
+def test_the_api_refuses_a_period_over_ten_years(api_client, period_days):
+    response = api_client.post(
+        "/api/v1/frequency-rules/",
+        {
+            "name": ONE_PER_30_DAYS,
+            "scope": "directory",
+            "target": make_directory().pk,
+            "max_sends": 1,
+            "period_days": period_days,
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"period_days": [TOO_LONG]}
+    assert not FrequencyRule.objects.exists()
+
+
+@pytest.mark.parametrize("period_days", ["3651", "999999", "99999999999"])
+def test_the_admin_refuses_a_period_over_ten_years(client, admin_user, period_days):
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    form = {
+        "name": ONE_PER_30_DAYS,
+        "enabled": "on",
+        "max_sends": "1",
+        "scope": "directory",
+        "directory": str(make_directory().pk),
+    }
+    refused = client.post(
+        "/admin/distributions/frequencyrule/add/", {**form, "period_days": period_days}
+    )
+    assert refused.status_code == 200
+    assert TOO_LONG in refused.content.decode()
+    assert not FrequencyRule.objects.exists()
+    accepted = client.post(
+        "/admin/distributions/frequencyrule/add/", {**form, "period_days": "3650"}
+    )
+    assert accepted.status_code == 302
+    assert FrequencyRule.objects.get().period_days == 3650
+
+
+def test_a_stored_period_over_the_limit_counts_as_ten_years(client, admin_user):
+    # A rule saved before the limit existed (or written to the database directly).
+    directory, _, _, workflow = _setup(admin_user)
+    make_rule(target=directory, period_days=999999)
+    first = send_case(client, workflow)
+    assert _line_status(first) == "Sent"  # not "internal error: OverflowError"
+    second = send_case(client, workflow)
+    assert task_of(second).status == "succeeded"
+    assert _line_status(second) == "Skipped"
+
+    now = timezone.now().replace(microsecond=0)
+    Recipient.objects.all().delete()
+    inside = _sent_line(client, workflow, at=now - timedelta(days=3650) + timedelta(seconds=1))
+    assert _reason(inside, now=now) == (
+        f"frequency rule '{ONE_PER_30_DAYS}' (directory Demo directory): "
+        f"1 survey sent on {_day(inside.sent_at)}"
+    )
+    Recipient.objects.filter(pk=inside.pk).update(sent_at=now - timedelta(days=3650))
+    assert _reason(inside, now=now) is None

@@ -60,7 +60,7 @@ def survey(admin_user):
     return make_survey(
         owner=admin_user,
         questions=QUESTIONS,
-        thank_you_text="Thanks, Jonas, that helps a lot!",
+        thank_you_text="Thanks, ${m://FirstName}, that helps a lot!",  # piped
     )
 
 
