@@ -23,6 +23,7 @@ from contacts.models import (
     Contact,
     Directory,
     MailingList,
+    RetainedOptOut,
     Transaction,
     validate_time_zone,
 )
@@ -321,6 +322,24 @@ def contact_set_opt_out(*, contact: Contact, channel: str, opted_out: bool, sour
         # START, an admin: an opt-out kept from a deleted contact no longer holds.
         forget_retained_opt_outs(contact, channels=[channel])
     return True
+
+
+def opt_out_retain(*, channel: str, value: str, source: str) -> None:
+    """An opt-out whose contact no longer exists (deleted after the invitation went
+    out): kept as a RetainedOptOut, so a contact created again with this address or
+    number starts opted out, as if the contact had still been there."""
+    if channel not in OPT_OUT_CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; one of: {', '.join(OPT_OUT_CHANNELS)}")
+    value = (value or "").strip()
+    if channel == "email":
+        value = value.lower()
+    if not value:
+        return
+    RetainedOptOut.objects.update_or_create(
+        channel=channel,
+        value=value,
+        defaults={"opted_out_at": timezone.now(), "source": source[:200]},
+    )
 
 
 def _check_keys_free(directory: Directory, values: Mapping[str, str], exclude_pk=None) -> None:

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from config.queueing import enqueue
 from contacts.models import Contact
-from contacts.services import contact_set_opt_out
+from contacts.services import contact_set_opt_out, opt_out_retain
 from core.job_memo import memoized
 from core.params import id_or_none
 from distributions.channels import SendError
@@ -778,3 +778,6 @@ def recipient_opted_out(*, link, source: str = "unsubscribe link") -> None:
             contact = Contact.objects.filter(pk=link.contact_id).first()
         if contact is not None:
             contact_set_opt_out(contact=contact, channel=channel, opted_out=True, source=source)
+        elif line is not None:
+            # The contact was deleted since: the choice is kept all the same.
+            opt_out_retain(channel=channel, value=line.to_address, source=source)

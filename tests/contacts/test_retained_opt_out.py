@@ -96,3 +96,22 @@ def test_contacts_that_never_opted_out_leave_nothing_behind():
     contact = make_contact(email="bob@example.org", phone="+14155550101")
     contact.delete()
     assert not RetainedOptOut.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unsubscribing_after_the_contact_was_deleted_is_kept_too():
+    admin = make_user(username="root", is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(admin)
+    workflow = make_distribution_workflow(owner=admin)
+    send_case(browser, workflow)
+    line = Recipient.objects.get()
+    Contact.objects.all().delete()  # never opted out: nothing kept yet
+    assert not RetainedOptOut.objects.exists()
+    page = Client().post(f"/o/{line.link.token}/")
+    assert page.status_code == 200
+    kept = RetainedOptOut.objects.get()
+    assert (kept.channel, kept.value) == ("email", line.email.lower())
+    send_case(browser, workflow)  # the person again: created opted out, not emailed
+    assert Contact.objects.get().email_opted_out
+    assert OutboxMessage.objects.count() == 1
