@@ -206,6 +206,11 @@ def test_validation_errors_are_shown_next_to_each_question(client):
     assert f'<p class="error" id="q{nps}-error">' in html
     assert f'aria-invalid="true" aria-describedby="q{text}-error"' in html
     assert 'role="alert"' in html
+    # The page comes back with focus on the summary, so a screen reader reads it first.
+    assert (
+        'class="error-summary" role="alert" aria-labelledby="error-summary-title" '
+        'tabindex="-1" autofocus>' in html
+    )
     assert not Response.objects.exists()
 
 
