@@ -25,6 +25,7 @@ from core.jsontext import loads
 from core.pages import forbidden
 from core.params import id_or_none, parse_id
 from core.piped_text import menu_entries, placeholders_of_kind, template_problems
+from distributions.services import sender_is_verified
 from surveys.models import Survey, SurveyStatus
 from surveys.selectors import survey_list_visible
 from xmflows import selectors, task_types
@@ -514,6 +515,14 @@ def _distribution_notes(task: TaskState) -> list[str]:
             "until it is activated."
         )
     channel = task.scalars.get("channel") or "email"
+    sender = (task.message.get("from_email") or "").strip()
+    if channel not in SMS_CHANNELS and "@" in sender and not sender_is_verified(address=sender):
+        # Checked when the workflow was saved; a staff member may have withdrawn it since.
+        notes.append(
+            f"the sender {sender} is no longer verified: every email fails (“sender "
+            "address … is no longer verified”) until a staff member verifies it again "
+            "(Admin → Verified senders)."
+        )
     if channel == "sms_survey":
         return notes  # the questions go by text: no link needed
     invitation = task.message.get("text" if channel in SMS_CHANNELS else "body") or ""

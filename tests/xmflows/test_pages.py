@@ -347,3 +347,10 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
     # A sound workflow has none.
     fine = make_distribution_workflow(owner=owner)
     assert "Check before it runs" not in client.get(f"/workflows/{fine.pk}/").content.decode()
+    # A sender withdrawn since the save (the save itself refuses an unverified one).
+    from distributions.models import VerifiedSender
+
+    VerifiedSender.objects.update(verified=False)
+    text = html.unescape(client.get(f"/workflows/{workflow.pk}/").content.decode())
+    sender = task["message"]["from_email"]
+    assert f"Task 1: the sender {sender} is no longer verified: every email fails" in text
