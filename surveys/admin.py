@@ -115,10 +115,6 @@ class QuestionFormSet(BaseInlineFormSet):
         return super().save(commit)
 
 
-def _user_is_superuser(request) -> bool:
-    return bool(request.user.is_superuser)
-
-
 class PermissionBeforeLookupMixin:
     """History asks the model permission first, as the change page does.
 
@@ -133,54 +129,64 @@ class PermissionBeforeLookupMixin:
         return super().history_view(request, object_id, extra_context)
 
 
-class QuestionInline(admin.StackedInline):
+class SharingRules:
+    """Model permissions narrowed by the survey's sharing, as the API narrows them.
+
+    `sharing_rules` names, per action, the surveys.services rule (survey_can_view,
+    survey_can_edit, survey_can_share) that `obj`, the survey, must also pass; an
+    action without one keeps the model permission alone.
+    """
+
+    sharing_rules: dict = {}
+
+    def _shared(self, action: str, allowed: bool, request, obj) -> bool:
+        rule = self.sharing_rules.get(action)
+        return allowed and (obj is None or rule is None or rule(survey=obj, user=request.user))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._shared("view", super().has_view_permission(request, obj), request, obj)
+
+    def has_add_permission(self, request, *obj) -> bool:
+        # ModelAdmin asks with the request alone, an inline with the parent too.
+        allowed = super().has_add_permission(request, *obj)
+        return self._shared("add", allowed, request, obj[0] if obj else None)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._shared("change", super().has_change_permission(request, obj), request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._shared("delete", super().has_delete_permission(request, obj), request, obj)
+
+
+class QuestionInline(SharingRules, admin.StackedInline):
     model = Question
     form = QuestionForm
     formset = QuestionFormSet
     extra = 0
     fields = ["position", "type", "text", "choices", "required", "scale_max"]
 
-    # `obj` is the survey. Questions change with the survey: whoever may edit it
-    # (owner, edit collaborator), as in the API.
-    def has_view_permission(self, request, obj=None) -> bool:
-        allowed = super().has_view_permission(request, obj)
-        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        allowed = super().has_add_permission(request, obj)
-        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
+    # Questions change with the survey: whoever may edit it (owner, edit collaborator).
+    sharing_rules = {
+        "view": survey_can_view,
+        "add": survey_can_edit,
+        "change": survey_can_edit,
+        "delete": survey_can_edit,
+    }
 
 
-class CollaboratorInline(admin.TabularInline):
+class CollaboratorInline(SharingRules, admin.TabularInline):
     model = SurveyCollaborator
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "can_view", "can_edit", "can_distribute"]
 
     # Sharing is the owner's call, not an editor's (survey_can_share), as in the API.
-    def has_view_permission(self, request, obj=None) -> bool:
-        allowed = super().has_view_permission(request, obj)
-        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        allowed = super().has_add_permission(request, obj)
-        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
+    sharing_rules = {
+        "view": survey_can_view,
+        "add": survey_can_share,
+        "change": survey_can_share,
+        "delete": survey_can_share,
+    }
 
 
 class SurveyForm(forms.ModelForm):
@@ -197,7 +203,7 @@ class SurveyForm(forms.ModelForm):
 
 
 @admin.register(Survey)
-class SurveyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
+class SurveyAdmin(SharingRules, PermissionBeforeLookupMixin, admin.ModelAdmin):
     form = SurveyForm
 
     def get_deleted_objects(self, objs, request):
@@ -231,28 +237,22 @@ class SurveyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        allowed = super().has_view_permission(request, obj)
-        return allowed and (obj is None or survey_can_view(survey=obj, user=request.user))
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or survey_can_edit(survey=obj, user=request.user))
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or survey_can_share(survey=obj, user=request.user))
+    sharing_rules = {
+        "view": survey_can_view,
+        "change": survey_can_edit,
+        "delete": survey_can_share,
+    }
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         # The API never changes an owner; here only a superuser may hand a survey
         # over. Anyone else creates surveys as their own (save_model).
-        if not _user_is_superuser(request):
+        if not request.user.is_superuser:
             readonly.append("owner")
         return readonly
 
     def save_model(self, request, obj, form, change) -> None:
-        if not change and not _user_is_superuser(request):
+        if not change and not request.user.is_superuser:
             obj.owner = request.user
         super().save_model(request, obj, form, change)
 
@@ -322,7 +322,7 @@ class ReadOnlyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if _user_is_superuser(request):
+        if request.user.is_superuser:
             return queryset
         return queryset.filter(survey__in=survey_list_visible(user=request.user).values("pk"))
 
@@ -347,7 +347,7 @@ class ReadOnlyAdmin(PermissionBeforeLookupMixin, admin.ModelAdmin):
     def _owned_ids(request) -> set[int]:
         if not hasattr(request, "_surveys_owned_ids"):
             surveys = Survey.objects.all()
-            if not _user_is_superuser(request):
+            if not request.user.is_superuser:
                 surveys = surveys.filter(owner=request.user)
             request._surveys_owned_ids = set(surveys.values_list("pk", flat=True))
         return request._surveys_owned_ids
