@@ -19,7 +19,7 @@ from distributions.api import (
 )
 from surveys.api import ResponseViewSet, SurveyViewSet
 from xmflows.api import DeliveryViewSet, RunViewSet, WorkflowViewSet
-from xmflows.sign_in import SignInForm, ThrottledPasswordChangeView
+from xmflows.sign_in import SignInForm, ThrottledPasswordChangeView, session_state
 from xmflows.urls import endpoint_urlpatterns
 
 _swagger = SpectacularSwaggerView.as_view(url_name="schema")
@@ -72,6 +72,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/session/", session_state, name="session-state"),
     path(
         "accounts/password/",
         ThrottledPasswordChangeView.as_view(),

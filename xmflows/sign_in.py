@@ -25,7 +25,12 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import get_token
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from xmflows.models import SignInThrottle
 from xmflows.views import client_address
@@ -202,3 +207,23 @@ class ThrottledPasswordChangeView(auth_views.PasswordChangeView):
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "request": self.request}
+
+
+@never_cache
+@require_GET
+def session_state(request: HttpRequest) -> JsonResponse:
+    """Whether the browser is still signed in, for a page that holds unsaved work.
+
+    The workflow builder asks before it posts: a session ended in another tab (or by
+    a password change) would otherwise send the post to the sign-in page and lose
+    what was typed. Signed in, the answer carries the current CSRF token, so a form
+    rendered before signing in again (which rotates the token) still posts."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"signed_in": False, "sign_in_url": reverse("login")})
+    return JsonResponse(
+        {
+            "signed_in": True,
+            "username": request.user.get_username(),
+            "csrf_token": get_token(request),
+        }
+    )

@@ -40,6 +40,10 @@
   var nextIndex = 1000;
   var fresh = function () { nextIndex += 1; return String(nextIndex); };
   var csrf = function () {
+    // The cookie first: signing in again (in another tab) replaced it, and the token
+    // rendered into the form went stale with it.
+    var cookie = document.cookie.split("; ").filter(function (c) { return c.indexOf("csrftoken=") === 0; })[0];
+    if (cookie) return cookie.slice("csrftoken=".length);
     var input = form.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
   };
@@ -357,6 +361,68 @@
     if (!menu.hidden && next && !menu.contains(next) && next !== opener) closeMenu(false);
   });
 
+  // --- Saving after the session ended --------------------------------------------------
+  // Signed out in another tab (or by a password change), a post would land on the
+  // sign-in page and what was typed here would be lost. So every submit first asks
+  // whether the session is alive; if not, the page says so and keeps the work. Once
+  // signed in again (in another tab), pressing the button posts, with the CSRF token
+  // of the new session. Without fetch or requestSubmit, the form posts as it always did.
+  var sessionChecked = false;
+  form.addEventListener("submit", function (event) {
+    if (sessionChecked || !form.dataset.sessionUrl || !window.fetch || !form.requestSubmit) {
+      sessionChecked = false;
+      return;
+    }
+    event.preventDefault();
+    var submitter = event.submitter || null;
+    var resubmit = function () {
+      sessionChecked = true;
+      if (submitter) form.requestSubmit(submitter); else form.requestSubmit();
+    };
+    fetch(form.dataset.sessionUrl, {
+      credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }
+    })
+      .then(function (response) { return response.json(); })
+      .then(function (state) {
+        if (!state.signed_in) { signedOut(state.sign_in_url); return; }
+        var token = form.querySelector("input[name=csrfmiddlewaretoken]");
+        if (token && state.csrf_token) token.value = state.csrf_token;
+        var notice = document.getElementById("signed-out");
+        if (notice) notice.remove();
+        resubmit();
+      })
+      // The check itself failed (network, server): post as before, nothing is hidden.
+      .catch(resubmit);
+  });
+
+  function signedOut(signInUrl) {
+    var notice = document.getElementById("signed-out");
+    if (!notice) {
+      notice = document.createElement("div");
+      notice.id = "signed-out";
+      notice.className = "error-summary";
+      notice.setAttribute("role", "alert");
+      notice.tabIndex = -1;
+      var p = document.createElement("p");
+      var strong = document.createElement("strong");
+      strong.textContent = "Not saved: you are signed out. ";
+      p.appendChild(strong);
+      p.appendChild(document.createTextNode(
+        "Your changes are still on this page. "));
+      var link = document.createElement("a");
+      link.href = signInUrl || "/accounts/login/";
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = "Sign in in a new tab";
+      p.appendChild(link);
+      p.appendChild(document.createTextNode(
+        ", then come back to this tab and press the button again."));
+      notice.appendChild(p);
+      form.parentNode.insertBefore(notice, form);
+    }
+    notice.focus();
+  }
+
   // --- Message preview ------------------------------------------------------------------
   function preview(card) {
     var panel = card.querySelector("[data-preview]");
@@ -384,7 +450,11 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), Accept: "application/json" },
       body: JSON.stringify(body)
     })
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        // Signed out, the post is sent on to the sign-in page, an HTML page.
+        if (response.redirected) return { error: "you are signed out; sign in in a new tab, then preview again" };
+        return response.json();
+      })
       .then(function (data) { showPreview(output, data, sms); })
       .catch(function () { output.textContent = "The preview could not be loaded."; });
   }

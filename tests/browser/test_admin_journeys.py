@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import urllib.request
 
 import pytest
@@ -170,7 +171,7 @@ def test_build_the_demo_workflow_from_scratch_and_follow_a_message(page, site, d
     assert page.locator("article.task").count() == 1
 
     page.click("#save-workflow")
-    page.wait_for_url("**/workflows/*/")
+    page.wait_for_url(re.compile(r".*/workflows/\d+/$"))  # not /workflows/new/
     assert "Workflow saved." in page.content()
     workflow = Workflow.objects.get(name="Closed case → survey email")
     config = workflow.tasks.get().config
@@ -473,3 +474,33 @@ def test_a_respondent_answers_the_survey_from_the_invitation(page, site, demo_da
     assert response.finished_at is not None
     line.refresh_from_db()
     assert line.status == "finished"
+
+
+def test_work_typed_in_the_builder_survives_a_session_ended_in_another_tab(page, demo_data):
+    """Signed out in another tab, Save keeps the page and says so; signed in again
+    (which rotates the CSRF token), the same button saves what was typed."""
+    workflow = demo_workflow(demo_data, name="Before")
+    log_in(page, "admin")
+    page.goto(f"/workflows/{workflow.pk}/edit/")
+    page.fill("[name=name]", "Typed before the session ended")
+
+    other = page.context.new_page()
+    other.goto("/workflows/")
+    other.click("#sign-out")
+    other.wait_for_url("**/accounts/login/")
+
+    page.click("#save-workflow")
+    notice = page.locator("#signed-out")
+    notice.wait_for(state="visible")
+    assert "Not saved: you are signed out" in notice.inner_text()
+    assert f"/workflows/{workflow.pk}/edit/" in page.url
+    assert page.input_value("[name=name]") == "Typed before the session ended"
+    screenshot(page, "builder-signed-out")
+
+    log_in(other, "admin")
+    other.close()
+    page.click("#save-workflow")
+    page.wait_for_url(f"**/workflows/{workflow.pk}/")
+    assert "Workflow saved." in page.inner_text("body")
+    workflow.refresh_from_db()
+    assert workflow.name == "Typed before the session ended"

@@ -82,6 +82,27 @@ def test_sign_out_is_a_post_and_ends_the_session(analyst):
     assert client.get("/workflows/").status_code == 302
 
 
+def test_the_session_state_says_whether_one_is_signed_in_and_gives_the_current_token(analyst):
+    client = Client()
+    out = client.get("/accounts/session/")
+    assert out.status_code == 200
+    assert out.json() == {"signed_in": False, "sign_in_url": "/accounts/login/"}
+    assert "no-cache" in out["Cache-Control"]
+    sign_in(client, "analyst")
+    state = client.get("/accounts/session/").json()
+    assert state["signed_in"] is True and state["username"] == "analyst"
+    # The token it gives is the one a post must carry now (signing in rotated it).
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = client.cookies
+    assert strict.post("/accounts/logout/").status_code == 403
+    save = strict.post(
+        "/accounts/logout/", {"csrfmiddlewaretoken": state["csrf_token"]}, follow=False
+    )
+    assert save.status_code == 302
+    assert client.get("/accounts/session/").json()["signed_in"] is False
+    assert client.post("/accounts/session/").status_code == 405
+
+
 def test_a_user_changes_their_own_password(analyst):
     client = Client()
     sign_in(client, "analyst")

@@ -112,6 +112,7 @@ EXPECTED: dict[str, tuple] = {
     # --- Signing in (every user: the admin's login page takes staff only).
     "login": (200, 302, 302, 302, None),  # signed in already: on to the workflows
     "logout": (405, 405, 405, 405, None),  # POST only
+    "session-state": (200, 200, 200, 200, None),  # says whether one is signed in
     "password_change": (L, 200, 200, 200, None),
     "password_change_done": (L, 200, 200, 200, None),
 }
