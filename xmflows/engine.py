@@ -16,10 +16,27 @@ from core.job_memo import memoized
 from core.piped_text import render
 from xmflows import task_types
 from xmflows.conditions import ConditionError, evaluate_conditions
-from xmflows.models import Event, OnFailure, Run, RunStatus, TaskRun, TaskRunStatus
+from xmflows.models import (
+    Event,
+    OnFailure,
+    Run,
+    RunStatus,
+    RunTrigger,
+    TaskRun,
+    TaskRunStatus,
+)
 from xmflows.task_types import TaskContext, TaskError
 
 logger = logging.getLogger(__name__)
+
+
+# A run Salesforce's message queued, whose workflow was disabled before a worker took
+# it: an admin who disables a workflow means "send nothing more". The message stays
+# stored, so nothing is lost: a replay (an admin's explicit act) processes it.
+WORKFLOW_DISABLED = (
+    "the workflow was disabled before this run started: nothing was done "
+    "(enable the workflow, then replay this run to process the message)"
+)
 
 
 def backoff(attempt: int) -> timedelta:
@@ -91,6 +108,12 @@ def run_execute(*, run_id: int) -> str | None:
     if run is None:
         return None
     ctx = context_for(run)
+    # Only a run not begun yet: one resumed after a temporary failure, or retried by
+    # an admin, finishes what it started; a replay is an admin's explicit request.
+    if not run.workflow.enabled and run.attempts == 1 and run.trigger != RunTrigger.REPLAY:
+        email, phone = _mapped_contact(run, ctx)
+        _finish(run, RunStatus.SKIPPED, WORKFLOW_DISABLED, email=email, phone=phone)
+        return RunStatus.SKIPPED
     try:
         result = evaluate_conditions(run.workflow.conditions, condition_fields(ctx))
     except ConditionError as error:

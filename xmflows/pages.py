@@ -168,6 +168,8 @@ def run_detail_page(request: HttpRequest, run_id: int) -> HttpResponse:
             for line in explanation.recipients
         ],
         "explanation": explanation,
+        # Salesforce's retries of this notification: acknowledged, never run again.
+        "again": selectors.redeliveries([run]).get(run.pk, []),
         "contact_ids": sorted(
             {
                 task.output["contact_id"]

@@ -163,7 +163,11 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     """
     search = search.strip()
     if "@" in search:
-        return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(search)))
+        by_email = Q(email_lower=Lower(Value(search)))
+        waiting = unstarted_runs_mentioning(search)
+        if waiting:
+            by_email |= Q(pk__in=waiting)
+        return queryset.alias(email_lower=Lower("email")).filter(by_email)
     numbers = phone_forms(search)
     if numbers:
         # A run keeps its contact's email, and its phone only when it stopped early:
@@ -184,6 +188,25 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
         return queryset.filter(Q(pk__in=texted) | Q(pk__in=of_contacts) | Q(pk__in=stopped))
     # The 15-character id finds the runs of its 18-character form, and back.
     return queryset.filter(record_id__in=record_id_forms(search))
+
+
+# How many runs not started yet an email search reads the messages of (newest first).
+UNSTARTED_SEARCH_LIMIT = 200
+
+
+def unstarted_runs_mentioning(text: str) -> list[int]:
+    """Ids of runs no worker has started yet whose Salesforce message holds `text`.
+
+    A run learns its contact's email when it runs, so while it waits in the queue (no
+    worker running, or a backlog) an email search would not find it, and that is when
+    an admin asks. The unfinished runs are few (the partial index run_unfinished,
+    whose condition the filter repeats), and only their messages are read."""
+    return list(
+        Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING], email="")
+        .filter(notification__payload__icontains=text)
+        .order_by("-id")
+        .values_list("pk", flat=True)[:UNSTARTED_SEARCH_LIMIT]
+    )
 
 
 def delivery_list(
@@ -439,8 +462,12 @@ def _explain(
                 if line.status == "scheduled" and line.scheduled_for
                 else ""
             )
+            # Why it waits, when the line says (quiet hours, a provider failure retried).
+            why = f": {line.error}" if line.error else ""
             findings.append(
-                Finding("waiting", f"{what}to {who}: {status}{when}, not sent yet", link, link_text)
+                Finding(
+                    "waiting", f"{what}to {who}: {status}{when}, not sent yet{why}", link, link_text
+                )
             )
         else:
             reason = f": {line.error}" if line.error else ""
@@ -449,8 +476,14 @@ def _explain(
             )
 
     if run.status == RunStatus.SKIPPED:
+        # Skipped on its conditions, or because its workflow was disabled meanwhile.
+        headline = (
+            f"Not sent: the workflow's conditions were not met — {run.reason}"
+            if run.reason.startswith("condition")
+            else f"Not sent: {run.reason}"
+        )
         return RunExplanation(
-            headline=f"Not sent: the workflow's conditions were not met — {run.reason}",
+            headline=headline,
             kind="problem",
             findings=findings,
             task_runs=task_runs,
