@@ -3,6 +3,7 @@ what an edit of senders or suppressions would clash with or break."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time
@@ -81,9 +82,19 @@ def parse_status(value: str) -> list[str]:
     return codes
 
 
+# A date-time followed by " 02:00": an offset whose "+" a query string decoded.
+_SPACED_OFFSET = re.compile(
+    r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d(?::?\d\d)?)"
+)
+
+
 def parse_moment(value: str, *, upper: bool) -> datetime:
     """A date ("2026-11-27": its whole day) or a date-time; naive means UTC."""
     text = (value or "").strip()
+    # "?since=2026-11-27T10:00:00+02:00" typed as is (curl, a URL bar): the query
+    # string turned the offset's "+" into a space. No other reading of it exists.
+    if spaced := _SPACED_OFFSET.fullmatch(text):
+        text = f"{spaced[1]}+{spaced[2]}"
     # A bare date first: parse_datetime accepts "2026-11-27" too, as its midnight,
     # which would cut the whole day off an upper bound.
     try:

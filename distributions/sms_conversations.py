@@ -50,9 +50,13 @@ from distributions.sms_text import QuestionSpec, ReplyError, keyword, parse_repl
 from surveys.exceptions import AnswerError
 from surveys.models import Question
 from surveys.services import (
+    ALREADY_COMPLETED,
+    LINK_EXPIRED,
+    SURVEY_CLOSED,
     render_question_text,
     render_thank_you_text,
     response_record_answers,
+    survey_link_is_expired,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ CLOSED_TEXTS = {
     "expired": "This survey has expired.",
     "closed": "This survey is closed.",
 }
+# What the conversation records as the reason it closed (as the survey services say it).
+CLOSE_REASONS = {"completed": ALREADY_COMPLETED, "expired": LINK_EXPIRED, "closed": SURVEY_CLOSED}
 
 
 # --- Opening ----------------------------------------------------------------------------
@@ -351,6 +357,14 @@ def _reply(
     if link is None or index >= len(questions):
         conversation_close(conversation, ConversationStatus.FINISHED, "no question left to ask")
         return [], "ignored: no question left to ask"
+    closed = None if keyword_start else _closed_code(line, link)
+    if closed:
+        # Said before the reply is read: a skip or a reply that is no answer would
+        # otherwise be met with another question that could not be answered either.
+        # (START / YES goes on below: an opt-in first, an answer only if it is one.)
+        reason = CLOSE_REASONS[closed]
+        conversation_close(conversation, ConversationStatus.CLOSED, reason)
+        return [CLOSED_TEXTS[closed]], f"closed: {reason}"
     question = questions[index]
     spec = _spec(question, link)
     total = len(questions)
@@ -387,6 +401,18 @@ def _reply(
     conversation.save(update_fields=["question_index", "last_activity_at"])
     following = _spec(questions[index + 1], link)
     return [prompt(following)], f"answer to question {index + 1} of {total} {what}"
+
+
+def _closed_code(line: Recipient, link) -> str | None:
+    """Why the line's survey can no longer be answered (a key of CLOSED_TEXTS), in the
+    order surveys.services checks it; None while it can."""
+    if link.finished_at is not None:
+        return "completed"
+    if survey_link_is_expired(link):
+        return "expired"
+    if not line.survey.is_active:
+        return "closed"
+    return None
 
 
 def _invalid(

@@ -15,6 +15,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -24,6 +25,7 @@ from core.params import id_or_none
 from distributions.csv_export import csv_chunks
 from distributions.models import Distribution, OutboxMessage, RecipientStatus
 from distributions.selectors import (
+    error_with_link_expiry,
     history_rows,
     parse_kinds,
     parse_moment,
@@ -192,9 +194,14 @@ def survey_distributions(request: HttpRequest, survey_id: int) -> HttpResponse:
     if selected is None and rows:
         selected = rows[0]["distribution"]
     if selected is not None:
-        recipients = Paginator(
-            selected.recipients.select_related("link").order_by("id"), RECIPIENTS_PER_PAGE
-        ).get_page(request.GET.get("lines"))
+        # The Error column says what the history CSV's says (a link that expired
+        # unfinished included), so the page and the download never disagree.
+        lines = selected.recipients.select_related("link").annotate(
+            shown_error=error_with_link_expiry(timezone.now())
+        )
+        recipients = Paginator(lines.order_by("id"), RECIPIENTS_PER_PAGE).get_page(
+            request.GET.get("lines")
+        )
     return render(
         request,
         "distributions/survey_distributions.html",
