@@ -637,7 +637,8 @@ def response_record_answers(*, link: SurveyLink, answers: dict, finish: bool) ->
     and an SMS conversation one at a time. Nothing is stored when any answer is
     invalid: AnswerError lists every problem at once. Embedded data is filled at
     every save (not only at finish) so an abandoned, partial response still
-    carries the data of the case it was about.
+    carries the data of the case it was about. A save with nothing answered yet
+    stores nothing: the Response returned is then unsaved (no pk).
     """
     with transaction.atomic():
         # The row lock serialises two submissions of one link (a double click on
@@ -680,6 +681,10 @@ def response_record_answers(*, link: SurveyLink, answers: dict, finish: bool) ->
         now = timezone.now()
         if response is None:
             response = Response(survey=survey, link=locked, contact_id=locked.contact_id)
+            if not stored and not finish:
+                # "Save and finish later" before any answer: nothing to keep. A row
+                # would count as a response (In Progress, with no start) everywhere.
+                return response
         started_now = locked.started_at is None and bool(stored or finish)
         if started_now:
             locked.started_at = now

@@ -77,7 +77,9 @@ def build_world(settings) -> World:
         run = send_case(Client(), workflow)
     line = Recipient.objects.select_related("link").get()
     link = line.link
-    response_record_answers(link=link, answers={}, finish=False)
+    # Saved half-way: the first answer given, the survey not finished.
+    first_question = link.survey.questions.order_by("position").first()
+    response_record_answers(link=link, answers={first_question.pk: 9}, finish=False)
     VerifiedSender.objects.get_or_create(address="@example.org")
     EmailSuppression.objects.create(address="bounced@example.org", reason="hard_bounce")
     FrequencyRule.objects.create(

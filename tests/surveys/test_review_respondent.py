@@ -88,3 +88,19 @@ def test_a_tampered_link_gets_the_not_found_page(client, path):
     page = client.get(path)
     assert page.status_code == 404
     assert "We could not find this survey" in page.content.decode()
+
+
+def test_save_and_finish_later_with_nothing_answered_stores_no_response(client, admin_user):
+    survey = make_survey(owner=admin_user, questions=QUESTIONS)
+    link = make_survey_link(survey=survey)
+    path = f"/s/{link.token}/"
+    client.get(path)
+    saved = client.post(path, {"action": "save"})
+    assert saved.status_code == 303
+    # Nothing to keep: no In Progress response without a start or an answer.
+    assert not Response.objects.exists()
+    nps = f"q{survey.questions.first().pk}"
+    client.post(path, {nps: "7", "action": "save"})
+    response = Response.objects.get()
+    assert response.answers == {nps[1:]: 7} and response.started_at is not None
+    assert response.finished_at is None
