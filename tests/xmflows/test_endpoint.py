@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 
 import pytest
 from django.core.management import call_command
@@ -804,3 +805,46 @@ def test_recording_a_storage_failure_waits_briefly_for_the_sqlite_lock(client, a
         'INSERT INTO "XMFLOWS_DELIVERY"',  # the rejection, recorded
         f"PRAGMA BUSY_TIMEOUT = {usual}",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ack_waits_for_the_wal_sync_done_after_the_commit(client, admin_user, monkeypatch):
+    """SQLite with synchronous=FULL: the message commits without syncing under the
+    write lock, then the WAL file is synced, and only then is the Ack sent; every
+    other commit of the connection syncs as before."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL flushes its WAL at every commit itself")
+    import sqlite3
+
+    from xmflows import intake
+
+    database = str(connection.settings_dict["NAME"])
+    seen = []
+    real_fdatasync = intake.os.fdatasync
+
+    def fdatasync(descriptor):
+        # At the sync: committed (another connection reads the run), and the
+        # connection's own commits are FULL (2) again.
+        with sqlite3.connect(database) as other:
+            (runs,) = other.execute("SELECT COUNT(*) FROM xmflows_run").fetchone()
+        (level,) = connection.connection.execute("PRAGMA synchronous").fetchone()
+        seen.append((os.readlink(f"/proc/self/fd/{descriptor}"), runs, level))
+        real_fdatasync(descriptor)
+
+    monkeypatch.setattr(intake.os, "fdatasync", fdatasync)
+    workflow = make_workflow(owner=admin_user)
+    response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    assert_ack(response)
+    assert seen == [(f"{database}-wal", 1, 2)]
+
+    def broken_disk(descriptor):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(intake.os, "fdatasync", broken_disk)
+    refused = post_soap(client, workflow, build_outbound_message([case_notification(2)]))
+    # Not known to be on disk: no Ack, so Salesforce sends it again.
+    assert refused.status_code == 500
+    assert b"<Ack>" not in refused.content
+    assert b"retry later" in refused.content
+    (level,) = connection.connection.execute("PRAGMA synchronous").fetchone()
+    assert level == 2
