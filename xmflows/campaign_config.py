@@ -148,3 +148,34 @@ def planned_send_time(
         zone = time_zone_or_utc(contact.time_zone, directory.default_time_zone)
         moment = next_working_moment(moment, zone=zone, hours=working_hours_of(directory))
     return moment if moment > now else None
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def planned_send_reason(
+    *,
+    now: datetime,
+    send_at: datetime | None,
+    delay_minutes: int,
+    next_working_hour: bool,
+    contact: Contact,
+) -> str:
+    """Why planned_send_time put the send at `send_at`, in words ("" for "now"): the
+    reports say it beside the line's "Scheduled for …"."""
+    if send_at is None:
+        return ""
+    reasons = []
+    if delay_minutes:
+        reasons.append(
+            f"the task's send delay of {delay_minutes} minute{'s' * (delay_minutes != 1)}"
+        )
+    if next_working_hour and send_at > now + timedelta(minutes=delay_minutes):
+        directory = contact.directory
+        zone = time_zone_or_utc(contact.time_zone, directory.default_time_zone)
+        hours = working_hours_of(directory)
+        days = ", ".join(_DAY_NAMES[day - 1] for day in sorted(hours.days))
+        reasons.append(
+            f"the next working hour ({days} {hours.start:%H:%M}-{hours.end:%H:%M}, {zone})"
+        )
+    return "waiting for " + " and ".join(reasons) if reasons else ""

@@ -379,6 +379,9 @@ class Finding:
     text: str
     link: str = ""
     link_text: str = ""
+    # Said by the run's reason already (a failed task of a failed run): the run list,
+    # which shows the reason beside the findings, leaves it out.
+    in_reason: bool = False
 
 
 @dataclass
@@ -427,7 +430,13 @@ def _explain(
     for task_run in task_runs:
         label = f"task {task_run.position + 1} ({task_label(task_run.type)})"
         if task_run.status == TaskRunStatus.FAILED:
-            findings.append(Finding("problem", f"{label} failed: {task_run.error}"))
+            findings.append(
+                Finding(
+                    "problem",
+                    f"{label} failed: {task_run.error}",
+                    in_reason=run.status == RunStatus.FAILED,
+                )
+            )
         elif task_run.status == TaskRunStatus.WAITING_RETRY:
             findings.append(Finding("waiting", f"{label}: {task_run.error}"))
         elif task_run.status == TaskRunStatus.NOT_RUN:
@@ -436,6 +445,11 @@ def _explain(
             findings.append(Finding("info", f"{label} warning: {warning}"))
     sent = False
     line_urls: dict[int, str] = {}
+    scheduled_because = {
+        output["recipient_id"]: output["scheduled_because"]
+        for output in (task_run.output or {} for task_run in task_runs)
+        if output.get("scheduled_because") and output.get("recipient_id")
+    }
     for line in lines:
         who = line.to_address or line.email or line.phone or f"contact {line.contact_id}"
         link_text = f"line #{line.pk} of distribution #{line.distribution_id}"
@@ -462,8 +476,10 @@ def _explain(
                 if line.status == "scheduled" and line.scheduled_for
                 else ""
             )
-            # Why it waits, when the line says (quiet hours, a provider failure retried).
-            why = f": {line.error}" if line.error else ""
+            # Why it waits, when the line says (quiet hours, a provider failure retried),
+            # else when its task does (a send delay, the next working hour).
+            why = line.error or (scheduled_because.get(line.pk, "") if when else "")
+            why = f": {why}" if why else ""
             findings.append(
                 Finding(
                     "waiting", f"{what}to {who}: {status}{when}, not sent yet{why}", link, link_text

@@ -199,6 +199,29 @@ def test_an_email_held_by_quiet_hours_names_them(client, owner, mailing_list):
     assert not OutboxMessage.objects.exists()  # deferred, not dropped and not sent
 
 
+def test_a_send_the_task_holds_back_says_what_holds_it(client, owner, mailing_list):
+    tomorrow = timezone.now() + timedelta(days=1)
+    Directory.objects.filter(pk=mailing_list.directory_id).update(
+        working_days=[tomorrow.isoweekday()], default_time_zone="UTC"
+    )
+    survey = make_survey(owner=owner)
+    held = distribute(survey, mailing_list, send_delay_minutes=30, send_at_next_working_hour=True)
+    post(client, survey_workflow(owner, mailing_list, tasks=[held]), case(8))
+    answer = headline(client, last_run())
+    assert answer.startswith("Not sent yet: to person8@example.org: Scheduled for ")
+    assert answer.endswith(
+        "waiting for the task's send delay of 30 minutes and the next working hour "
+        f"({tomorrow:%a} 09:00-17:00, UTC)"
+    )
+    assert "waiting for the task's send delay of 30 minutes" in why(client, "person8@example.org")
+
+    delayed = distribute(survey, mailing_list, send_delay_minutes=1)
+    post(client, survey_workflow(owner, mailing_list, tasks=[delayed]), case(9))
+    assert headline(client, last_run()).endswith(
+        "not sent yet: waiting for the task's send delay of 1 minute"
+    )
+
+
 # --- Salesforce retries ------------------------------------------------------------------
 
 
@@ -435,3 +458,16 @@ def test_a_run_still_queued_is_found_by_the_email_in_its_message(
     assert f"#{other.pk}" not in answer
     # An address that no message holds still finds nothing.
     assert "No run of" in why(client, "nobody@example.org")
+
+
+def test_the_run_list_says_a_failed_tasks_error_once(client, owner, mailing_list):
+    inactive = make_survey(owner=owner, status=SurveyStatus.INACTIVE)
+    post(client, survey_workflow(owner, mailing_list, survey=inactive), case(10))
+    run = last_run()
+    assert run.status == RunStatus.FAILED
+    listing = words(client.get("/reports/workflows/"))
+    assert listing.count("survey is not active") == 1
+    # The run's own page keeps both: the reason, and the finding with its task.
+    assert "task 1 (XM Directory: Distribute survey) failed: survey is not active" in run_page(
+        client, run
+    )

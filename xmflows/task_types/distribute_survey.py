@@ -53,6 +53,7 @@ from xmflows.campaign_config import (
     ReminderSerializer,
     ThankYouSerializer,
     follow_up_config,
+    planned_send_reason,
     planned_send_time,
 )
 from xmflows.contact_mapping import (
@@ -307,12 +308,13 @@ class DistributeSurvey(TaskType):
             follow_up_config=follow_up_config(self.config),
         )
         now = timezone.now()
-        send_at = planned_send_time(
-            now=now,
-            delay_minutes=int(self.config.get("send_delay_minutes") or 0),
-            next_working_hour=bool(self.config.get("send_at_next_working_hour")),
-            contact=contact,
-        )
+        timing = {
+            "delay_minutes": int(self.config.get("send_delay_minutes") or 0),
+            "next_working_hour": bool(self.config.get("send_at_next_working_hour")),
+            "contact": contact,
+        }
+        send_at = planned_send_time(now=now, **timing)
+        scheduled_because = planned_send_reason(now=now, send_at=send_at, **timing)
         # SMS quiet hours: a text due inside them waits for their end.
         send_at, quiet_hours_note = self._quiet_hours(contact, send_at, now)
         common = {
@@ -393,6 +395,7 @@ class DistributeSurvey(TaskType):
                 "recipient_status": label,
                 "reason": "",
                 "scheduled_for": line.scheduled_for.isoformat() if line.scheduled_for else None,
+                **({"scheduled_because": scheduled_because} if line.scheduled_for else {}),
                 "subject": content.subject,
                 **({"quiet_hours": quiet_hours_note} if quiet_hours_note else {}),
                 **self._sms_output(content),
