@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils.cache import add_never_cache_headers
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -98,3 +100,28 @@ class RejectNulCharacters:
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": problem}, status=400)
         return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
+
+
+class PrivatePages:
+    """Every response to a signed-in browser is kept out of caches (Cache-Control:
+    private, no-store), unless the view set its own Cache-Control.
+
+    Pages show bearer secrets (a workflow's event URL, the outbox's personal survey
+    links) and Salesforce payloads: after signing out on a shared computer, Back must
+    not bring them out of the browser's cache, nor may a shared cache keep them.
+    Requests without a session cookie (Salesforce, respondents, health checks) are
+    left alone, without reading any session.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            settings.SESSION_COOKIE_NAME in request.COOKIES
+            and not response.has_header("Cache-Control")
+            and request.user.is_authenticated
+        ):
+            add_never_cache_headers(response)
+        return response
