@@ -234,6 +234,11 @@ TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+# Without TWILIO_AUTH_TOKEN nothing can sign Twilio's webhooks: they then take unsigned
+# requests only in development (DEBUG, which run.sh sets), so that an inbound text can
+# be simulated with curl; elsewhere they refuse them, or anyone could mark lines
+# failed or sent, opt numbers out, and answer two-way SMS surveys for others.
+TWILIO_ACCEPT_UNSIGNED = env_bool("XMFLOWS_TWILIO_ACCEPT_UNSIGNED", DEBUG)
 SMS_BACKEND = os.environ.get(
     "SMS_BACKEND",
     "distributions.channels.sms_twilio.TwilioBackend"

@@ -8,9 +8,10 @@ must be Twilio's HMAC of the exact public URL it called and the form parameters
 (PITFALLS.md 7). The URL is built from PUBLIC_BASE_URL and the request's path and
 query, never from the request's Host and scheme, which a TLS proxy in front changes.
 A missing or wrong signature gets 403 and is recorded as a "rejected" delivery
-event (admin: Delivery events). Without TWILIO_AUTH_TOKEN (development, the outbox)
-unsigned requests are accepted, so inbound texts can be simulated with curl: there
-is then no Twilio account whose token could sign them.
+event (admin: Delivery events). Without TWILIO_AUTH_TOKEN there is no Twilio account
+whose token could sign them: in development (DEBUG, or XMFLOWS_TWILIO_ACCEPT_UNSIGNED)
+unsigned requests are then accepted, so inbound texts can be simulated with curl;
+otherwise every request is refused (403, recorded), since anyone could send one.
 """
 
 from __future__ import annotations
@@ -53,18 +54,24 @@ class TwilioWebhook(View):
     name = "twilio"
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        refusal = None
         if twilio_configured():
             refusal = self._signature_problem(request)
-            if refusal is not None:
-                webhook_rejection_record(
-                    webhook=self.name,
-                    reason=refusal,
-                    url=public_url(request),
-                    remote_addr=request.META.get("REMOTE_ADDR", ""),
-                    params=request.POST,
-                )
-                logger.warning("Twilio %s webhook refused: %s", self.name, refusal)
-                return HttpResponse(refusal, status=403, content_type="text/plain; charset=utf-8")
+        elif not settings.TWILIO_ACCEPT_UNSIGNED:
+            refusal = (
+                "Twilio webhooks are disabled: TWILIO_AUTH_TOKEN is not set, so no request "
+                "can be shown to come from Twilio"
+            )
+        if refusal is not None:
+            webhook_rejection_record(
+                webhook=self.name,
+                reason=refusal,
+                url=public_url(request),
+                remote_addr=request.META.get("REMOTE_ADDR", ""),
+                params=request.POST,
+            )
+            logger.warning("Twilio %s webhook refused: %s", self.name, refusal)
+            return HttpResponse(refusal, status=403, content_type="text/plain; charset=utf-8")
         return self.handle(request)
 
     def _signature_problem(self, request: HttpRequest) -> str | None:

@@ -126,6 +126,29 @@ def test_without_twilio_configured_unsigned_webhooks_are_accepted(client, sms_me
     assert not _rejections()
 
 
+def test_without_twilio_configured_a_production_site_refuses_unsigned_webhooks(
+    client, admin_user, sms_memory_backend, settings
+):
+    """No token, DEBUG off (an email-only site): nothing shows a request comes from
+    Twilio, so none may mark a line, opt a number out or answer a survey."""
+    send_sms_case(client, make_sms_workflow(owner=admin_user))
+    line = Recipient.objects.get()
+    settings.TWILIO_ACCEPT_UNSIGNED = False
+    failed = client.post(
+        f"{STATUS_PATH}?line={line.pk}",
+        _status(line.provider_message_id, "failed", ErrorCode="21610", To=PHONE),
+    )
+    stop = client.post(INBOUND_PATH, {"From": PHONE, "Body": "STOP", "MessageSid": "SM" + "9" * 32})
+    for response in (failed, stop):
+        assert response.status_code == 403
+        assert "TWILIO_AUTH_TOKEN is not set" in response.content.decode()
+    assert len(_rejections()) == 2
+    before = line.status
+    line.refresh_from_db()
+    assert line.status == before
+    assert not Contact.objects.get(pk=line.contact_id).sms_opted_out
+
+
 def test_only_post_is_allowed(client, sms_memory_backend):
     assert client.get(STATUS_PATH).status_code == 405
     assert client.get(INBOUND_PATH).status_code == 405
