@@ -1,7 +1,9 @@
 """Admin pages of the contact directory: directories, mailing lists, contacts and timelines."""
 
 import json
+import re
 
+import phonenumbers
 from django import forms
 from django.contrib import admin
 from django.db.models import Count
@@ -25,9 +27,11 @@ from core.forms import LinesField
 
 def pretty_json(value) -> str:
     # ensure_ascii=False: names such as "Región" and values such as "Núñez" stay readable.
+    # Not sorted: the fields keep the order the workflow's mapping gave them, as in the
+    # API and the run's output.
     return format_html(
         '<pre style="margin:0;white-space:pre-wrap">{}</pre>',
-        json.dumps(value or {}, indent=2, ensure_ascii=False, sort_keys=True),
+        json.dumps(value or {}, indent=2, ensure_ascii=False),
     )
 
 
@@ -224,8 +228,22 @@ class OptedOutFilter(admin.SimpleListFilter):
         return queryset
 
 
+OPT_OUT_FLAGS = ("email_opted_out", "sms_opted_out")
+
+
 class ContactAdminForm(forms.ModelForm):
     """Normalises email and phone as every other way in does (workflows, API)."""
+
+    # The opt-outs as the page showed them: a person who opts out (SMS STOP, the
+    # unsubscribe link) while an admin has the page open must not be opted back in by
+    # that admin saving an unrelated change.
+    email_opted_out_shown = forms.CharField(required=False, widget=forms.HiddenInput)
+    sms_opted_out_shown = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for flag in OPT_OUT_FLAGS:
+            self.fields[f"{flag}_shown"].initial = "1" if getattr(self.instance, flag) else "0"
 
     class Meta:
         model = Contact
@@ -261,6 +279,13 @@ class ContactAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for flag in OPT_OUT_FLAGS:
+            shown = cleaned.get(f"{flag}_shown")
+            # The instance still holds what the database holds now.
+            current = bool(getattr(self.instance, flag))
+            if shown in ("0", "1") and cleaned.get(flag) == (shown == "1") != current:
+                # Left as shown, but changed meanwhile: the newer state stands.
+                cleaned[flag] = current
         directory = cleaned.get("directory")
         if directory is not None and cleaned.get("phone"):
             try:
@@ -268,6 +293,21 @@ class ContactAdminForm(forms.ModelForm):
             except ValueError as error:
                 self.add_error("phone", str(error))
         return cleaned
+
+
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]+$")
+
+
+def _searched_phone_digits(search_term: str) -> str:
+    """The digits of a search that looks like a phone number, without the national
+    trunk prefix 0 (which E.164 drops); "" for any other search."""
+    term = search_term.strip()
+    if not _PHONE_LIKE.match(term):
+        return ""
+    digits = phonenumbers.normalize_digits_only(term)
+    if not term.startswith("+"):
+        digits = digits.lstrip("0")
+    return digits if len(digits) >= 4 else ""
 
 
 @admin.register(Contact)
@@ -317,6 +357,7 @@ class ContactAdmin(admin.ModelAdmin):
                 "fields": [
                     ("email_opted_out", "email_opted_out_at", "email_opted_out_source"),
                     ("sms_opted_out", "sms_opted_out_at", "sms_opted_out_source"),
+                    ("email_opted_out_shown", "sms_opted_out_shown"),
                 ]
             },
         ),
@@ -324,20 +365,31 @@ class ContactAdmin(admin.ModelAdmin):
     ]
     inlines = [MembershipInline, TransactionInline]
 
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        digits = _searched_phone_digits(search_term)
+        if digits:
+            # Phones are stored in E.164: "(415) 555-0100" or "020 7946 0958" as typed
+            # on a card finds +14155550100 / +442079460958 by its national digits.
+            results |= queryset.filter(phone__contains=digits)
+        return results, may_have_duplicates
+
     def save_model(self, request, obj: Contact, form, change: bool) -> None:
         # Record when and by whom an opt-out was ticked or cleared here.
-        for channel in ("email", "sms"):
-            flag = f"{channel}_opted_out"
-            if flag in form.changed_data:
-                setattr(obj, f"{flag}_at", timezone.now())
-                setattr(obj, f"{flag}_source", f"admin ({request.user.get_username()})")
-        super().save_model(request, obj, form, change)
-        cleared = [
+        # Changed by this admin: what the form saves differs from what was stored.
+        changed = [
             channel
             for channel in ("email", "sms")
-            if change
-            and f"{channel}_opted_out" in form.changed_data
-            and not getattr(obj, f"{channel}_opted_out")
+            if bool(form.cleaned_data.get(f"{channel}_opted_out"))
+            != bool(form.initial.get(f"{channel}_opted_out"))
+        ]
+        for channel in changed:
+            flag = f"{channel}_opted_out"
+            setattr(obj, f"{flag}_at", timezone.now())
+            setattr(obj, f"{flag}_source", f"admin ({request.user.get_username()})")
+        super().save_model(request, obj, form, change)
+        cleared = [
+            channel for channel in changed if change and not getattr(obj, f"{channel}_opted_out")
         ]
         if cleared:
             forget_retained_opt_outs(obj, channels=cleared)

@@ -3,9 +3,12 @@
 from django.db.models import ProtectedError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from contacts.deletion import users_of_mailing_lists
+from contacts.models import Directory
+from contacts.normalize import normalize_phone
 from contacts.permissions import StaffEditsOthersRead
 from contacts.selectors import contact_list, directory_list, mailing_list_list
 from contacts.serializers import ContactSerializer, DirectorySerializer, MailingListSerializer
@@ -92,7 +95,7 @@ class ContactViewSet(viewsets.ModelViewSet):
                 "phone",
                 str,
                 description="Only the contacts with this phone number, in E.164 "
-                "(e.g. +14155550100).",
+                "(e.g. +14155550100); other spellings are read as the directory reads them.",
             ),
         ]
     )
@@ -101,11 +104,37 @@ class ContactViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         params = self.request.query_params
+        directory = api_id_param(params, "directory")
         filters = {
             "email": params.get("email", ""),
             "external_data_reference": params.get("external_data_reference", ""),
-            "phone": params.get("phone", "").strip(),
+            "phone": _phone_filter(params.get("phone", ""), directory_id=directory),
             "mailing_list": api_id_param(params, "mailing_list"),
-            "directory": api_id_param(params, "directory"),
+            "directory": directory,
         }
         return contact_list(params=filters)
+
+
+def _phone_filter(raw: str, *, directory_id: int | None) -> str:
+    """The `phone` filter as contacts store it (E.164), so that "+1 415 555 0100", an
+    unencoded "+14155550100" (whose "+" a query string turns into a space) and, with
+    `directory`, a national "(415) 555-0100" find the contact instead of nothing."""
+    text = raw.strip()
+    if not text:
+        return ""
+    if raw[0].isspace() and text[0].isdigit():
+        text = f"+{text}"
+    # An international number says its country; a national one is read in the
+    # directory's, and without a directory it is compared as typed.
+    country = "US"
+    if not text.startswith("+"):
+        directories = Directory.objects.filter(pk=directory_id)
+        country = directories.values_list("default_country", flat=True).first()
+        if country is None:
+            return text
+    try:
+        return normalize_phone(text, country)
+    except ValueError as error:
+        raise ValidationError(
+            {"phone": [f"{error}; give it in E.164, e.g. +14155550100"]}
+        ) from error

@@ -62,7 +62,8 @@ def normalize_country(value: str) -> str:
 
 # Countries of the North American Numbering Plan share +1 and the 10-digit format.
 _NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
-_NANP_NATIONAL = re.compile(r"^1?\d{10}$")
+_NANP_NATIONAL = re.compile(r"^1?[0-9]{10}$")
+_NANP_INTERNATIONAL = re.compile(r"^1[0-9]{10}$")
 
 
 def normalize_phone(value: str, default_country: str) -> str:
@@ -82,11 +83,18 @@ def normalize_phone(value: str, default_country: str) -> str:
         error = ValueError(f"cannot read phone number {text!r}: not a valid international number")
     else:
         error = ValueError(f"cannot read phone number {text!r} for country {country}")
-    digits = re.sub(r"\D", "", text)
-    if not international and country in _NANP_REGIONS and _NANP_NATIONAL.match(digits):
+    # ASCII digits only: a number typed with other digits (Arabic-Indic, full-width)
+    # is the same number, and E.164 (what Twilio dials, what opt-outs are kept under)
+    # is ASCII.
+    digits = phonenumbers.normalize_digits_only(text)
+    if (not international and country in _NANP_REGIONS and _NANP_NATIONAL.match(digits)) or (
+        international and _NANP_INTERNATIONAL.match(digits)
+    ):
         # CONTRACT §5: in North America a national number is 10 digits, or 11 starting
         # with 1. Taken as written (555 test numbers included) rather than second-guessed
         # against the numbering plan, which changes faster than this library's releases.
+        # Its E.164 form (+1 and 10 digits) is read the same way, so a number that was
+        # normalised once normalises again to itself (a workflow normalises twice).
         return f"+1{digits[-10:]}"
     try:
         number = phonenumbers.parse(text, None if international else country)

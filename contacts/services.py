@@ -29,7 +29,7 @@ from contacts.models import (
 )
 from contacts.normalize import MATCH_KEYS, normalize_email, normalize_phone
 from contacts.selectors import contact_find, contact_match, contacts_with_key
-from contacts.signals import forget_retained_opt_outs
+from contacts.signals import apply_retained_opt_outs, forget_retained_opt_outs
 
 __all__ = [
     "CONTACT_VALUE_FIELDS",
@@ -66,6 +66,8 @@ FIELD_LABELS: dict[str, str] = {
     "time_zone": "time zone",
 }
 OPT_OUT_CHANNELS: tuple[str, ...] = ("email", "sms")
+# The contact field each channel's opt-out is kept under (contacts.signals).
+_OPT_OUT_KEYS = {"email": "email", "sms": "phone"}
 # One retry is enough to absorb a concurrent creator; a third covers a creator and a
 # concurrent key change. More would only hide a bug.
 _UPSERT_ATTEMPTS = 3
@@ -273,6 +275,18 @@ def _upsert_once(
         update_fields = [key for key in changed if key in CONTACT_VALUE_FIELDS]
         if len(update_fields) < len(changed):
             update_fields.append("embedded_data")
+        # A new address or number whose owner opted out (and whose contact was deleted
+        # since) stays opted out here too: the person asked not to be contacted.
+        channels = [channel for channel, key in _OPT_OUT_KEYS.items() if key in changed]
+        for channel in apply_retained_opt_outs(contact, channels=channels):
+            flag = f"{channel}_opted_out"
+            update_fields += [flag, f"{flag}_at", f"{flag}_source"]
+            key = _OPT_OUT_KEYS[channel]
+            warnings.append(
+                f"{FIELD_LABELS[key]} {getattr(contact, key)!r} was opted out "
+                f"({getattr(contact, f'{flag}_source')}): contact {contact.pk} is now opted "
+                f"out of {'SMS' if channel == 'sms' else channel}"
+            )
         contact.save(update_fields=[*update_fields, "updated_at"])
     return UpsertResult(contact=contact, created=False, changed_fields=changed, warnings=warnings)
 

@@ -39,9 +39,16 @@ def apply_opt_outs(sender, instance: Contact, raw: bool = False, **kwargs) -> No
     the kept record (contact_set_opt_out, and the admin's form)."""
     if raw or not instance._state.adding:
         return
-    keys = _keys(instance)
+    apply_retained_opt_outs(instance, channels=list(RetainedOptOut.Channel))
+
+
+def apply_retained_opt_outs(instance: Contact, *, channels: list[str]) -> list[str]:
+    """Opt `instance` (unsaved changes) out of each of `channels` whose address or
+    number has a kept opt-out; returns the channels it changed."""
+    keys = {channel: value for channel, value in _keys(instance).items() if channel in channels}
     if not keys:
-        return
+        return []
+    applied = []
     kept = RetainedOptOut.objects.filter(channel__in=list(keys), value__in=list(keys.values()))
     for record in kept:
         flag = f"{record.channel}_opted_out"
@@ -52,6 +59,8 @@ def apply_opt_outs(sender, instance: Contact, raw: bool = False, **kwargs) -> No
         day = f" on {record.kept_at:%Y-%m-%d}" if record.kept_at else ""
         source = f"kept from contact {record.former_contact_id}, deleted{day}"
         setattr(instance, f"{flag}_source", source[:200])
+        applied.append(record.channel)
+    return [channel for channel in channels if channel in applied]
 
 
 def forget_retained_opt_outs(contact: Contact, *, channels) -> None:

@@ -12,6 +12,7 @@ from contacts.exceptions import ContactError
 from contacts.models import Contact, Directory, MailingList
 from contacts.services import (
     EMBEDDED_NAME_MAX,
+    EMBEDDED_VALUE_MAX,
     FIELD_LABELS,
     clean_contact_values,
     contact_upsert,
@@ -42,8 +43,9 @@ MAPPED_CONTACT_FIELDS: tuple[str, ...] = (
     "language",
 )
 TEMPLATE_MAX = 2000
-# Fields left out (with a warning) when not required and their value cannot be read.
-OPTIONAL_IF_UNREADABLE = frozenset({"email", "phone"})
+# Fields left out (with a warning) when not required and their value cannot be read
+# (or is too long: a picklist label "English (United States)" as the language).
+OPTIONAL_IF_UNREADABLE = frozenset({"email", "phone", "language"})
 EMBEDDED_FIELDS_MAX = 100
 
 
@@ -209,7 +211,17 @@ def render_contact_values(
     for name, template in (embedded_data_map or {}).items():
         rendered = render(template or "", render_context)
         warnings.extend(rendered.warnings)
-        embedded[name] = rendered.text
+        text = rendered.text
+        if len(text) > EMBEDDED_VALUE_MAX:
+            # A Salesforce long text area (a case description) holds up to 131,072
+            # characters: failing the task for it would cost the contact and the
+            # survey, so the value is cut, and the run says so.
+            warnings.append(
+                f"embedded data field {name!r} rendered {len(text)} characters; only the "
+                f"first {EMBEDDED_VALUE_MAX} are kept"
+            )
+            text = text[:EMBEDDED_VALUE_MAX]
+        embedded[name] = text
     return values, embedded, _unique(warnings)
 
 
