@@ -48,10 +48,23 @@ def contact_match(
     if phone and not any(values.get(key) for key in MATCH_KEYS):
         # An SMS-only contact has nothing else to be recognised by. Phone numbers are
         # not unique (families share one), so this is a best effort: the oldest wins.
-        queryset = Contact.objects.filter(directory=directory, phone=phone)
-        if lock:
-            queryset = queryset.select_for_update()
-        return queryset.order_by("pk").first()
+        queryset = Contact.objects.filter(directory=directory, phone=phone).order_by("pk")
+        if not lock:
+            return queryset.first()
+        found = queryset.select_for_update().first()
+        if found is None:
+            # Nothing to lock yet, and no unique index on phones to make a second
+            # insert fail: two runs for one new number would each create a contact.
+            # The directory's row makes them take turns (on PostgreSQL; SQLite's
+            # IMMEDIATE transaction already does), and the second then finds the
+            # first's. NO KEY UPDATE: inserting other contacts is not held up.
+            list(
+                Directory.objects.select_for_update(no_key=True)
+                .filter(pk=directory.pk)
+                .values_list("pk", flat=True)
+            )
+            found = queryset.select_for_update().first()
+        return found
     return None
 
 

@@ -1,5 +1,6 @@
 """Contact services: deduplicating upsert (also under concurrency), transactions, opt-outs."""
 
+import contextlib
 import threading
 
 import pytest
@@ -315,6 +316,36 @@ def test_both_lookups_miss_then_one_insert_loses_on_postgres(monkeypatch):
         2,
         lambda index: contact_upsert(
             directory=directory, values=PERSON, embedded_data={f"Run{index}": "x"}
+        ),
+    )
+    assert Contact.objects.count() == 1
+    assert sorted(result.created for result in results) == [False, True]
+    assert Contact.objects.get().embedded_data == {"Run0": "x", "Run1": "x"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.skipif(not using_postgres(), reason="needs PostgreSQL (DATABASE_URL) for a real race")
+def test_two_runs_for_one_new_phone_only_contact_make_one_on_postgres(monkeypatch):
+    """Phones are not unique, so no insert fails: the look-ups must take turns. Each
+    run waits (at most 2 s) at its save for the other; when the look-ups take turns
+    the other never comes, and the second run finds the first's contact."""
+    directory = make_directory()
+    both_saving = threading.Barrier(2)
+    real_save = Contact.save
+
+    def save_when_both_do(self, *args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_saving.wait(timeout=2)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Contact, "save", save_when_both_do)
+    results = _run_in_threads(
+        2,
+        lambda index: contact_upsert(
+            directory=directory,
+            values={"phone": "+14155550123"},
+            embedded_data={f"Run{index}": "x"},
         ),
     )
     assert Contact.objects.count() == 1
