@@ -1,7 +1,6 @@
 """Add to XM Directory as an admin relies on it: phones of several countries and
 spellings, long Salesforce values, and one contact for one person under concurrency."""
 
-import itertools
 import threading
 
 import pytest
@@ -17,57 +16,28 @@ from tests.factories import (
     make_workflow,
     post_soap,
 )
-from tests.soap_builders import build_outbound_message
+from tests.xmflows import test_add_to_directory as base
+from tests.xmflows.test_add_to_directory import MAPPING, case_message
 from xmflows.models import Run, TaskRun
-
-MAPPING = {
-    "first_name": "${event://First_Name__c}",
-    "last_name": "${event://Last_Name__c}",
-    "email": "${event://ContactEmail}",
-    "phone": "${event://ContactPhone}",
-    "external_data_reference": "${event://ContactId}",
-    "language": "",
-}
-_numbers = itertools.count(1)
 
 
 def directory_task(mailing_list: MailingList, **overrides) -> dict:
-    task = {
-        "type": "add_to_directory",
-        "mode": "embedded_data",
-        "mailing_list": mailing_list.pk,
-        "contact": dict(MAPPING),
-        "embedded_data": {"Priority": "${event://Priority}"},
-    }
-    task.update(overrides)
-    return task
-
-
-def case_message(**fields: str | None) -> bytes:
-    number = next(_numbers)
-    values = {
-        "Id": f"5008a00003Rv{number:04d}AAB",
-        "ContactEmail": "jonas.berg@example.org",
-        "ContactId": "0038a00000Zz01xAAB",
-        "First_Name__c": "Jonas",
-        "Last_Name__c": "Berg",
-        "Priority": "Low",
-    }
-    values.update(fields)
-    return build_outbound_message(
-        [{"id": f"04l8a00003Rv{number:04d}AAR", "fields": values}], object_type="Case"
+    """test_add_to_directory's task, saving only Priority as embedded data (so a second
+    message changes nothing else)."""
+    return base.directory_task(
+        mailing_list, **{"embedded_data": {"Priority": "${event://Priority}"}, **overrides}
     )
+
+
+@pytest.fixture
+def mailing_list(db) -> MailingList:
+    return make_mailing_list(name="Customers")
 
 
 def send(client, workflow, **fields: str | None) -> TaskRun:
     response = post_soap(client, workflow, case_message(**fields))
     assert response.status_code == 200, response.content
     return TaskRun.objects.filter(run__workflow=workflow).latest("id")
-
-
-@pytest.fixture
-def mailing_list(db) -> MailingList:
-    return make_mailing_list(name="Customers")
 
 
 @pytest.mark.django_db(transaction=True)
