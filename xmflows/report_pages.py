@@ -60,7 +60,7 @@ def why_not_sent_page(request: HttpRequest) -> HttpResponse:
     if search:
         runs = list(
             selectors.runs_matching(
-                Run.objects.select_related("workflow", "notification"), search
+                Run.objects.select_related("workflow", "notification"), search, unstarted=True
             ).order_by("-id")[:WHY_LIMIT]
         )
         explanations = selectors.run_explanations(runs, user=request.user)

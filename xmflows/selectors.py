@@ -1,6 +1,7 @@
 """Reads for the workflow pages and reports: filtered, keyset-paginated run and delivery
 lists, the fields an event is known to carry, and why a run sent what it sent."""
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -115,7 +116,7 @@ def run_list(
         queryset = queryset.filter(id__lte=highest) if highest else queryset.none()
     search = search.strip()
     if search:
-        queryset = runs_matching(queryset, search)
+        queryset = runs_matching(queryset, search, unstarted=True)
     if before:
         queryset = queryset.filter(id__lt=before)
     items = list(queryset.order_by("-id")[: page_size + 1])
@@ -151,7 +152,9 @@ def phone_forms(search: str) -> list[str]:
     return sorted(forms)
 
 
-def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
+def runs_matching(
+    queryset: QuerySet[Run], search: str, *, unstarted: bool = False
+) -> QuerySet[Run]:
     """Runs of a Salesforce record id, of an email address (any case), or of a phone
     number (through the distribution lines of its contacts, or the number a run that
     stopped before any line kept).
@@ -164,7 +167,9 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     search = search.strip()
     if "@" in search:
         by_email = Q(email_lower=Lower(Value(search)))
-        waiting = unstarted_runs_mentioning(search)
+        # The pages' searches (`unstarted`) also find the runs still waiting for a
+        # worker by the address in their message; the API's filter stays exact.
+        waiting = unstarted_runs_holding(search) if unstarted else []
         if waiting:
             by_email |= Q(pk__in=waiting)
         return queryset.alias(email_lower=Lower("email")).filter(by_email)
@@ -190,22 +195,32 @@ def runs_matching(queryset: QuerySet[Run], search: str) -> QuerySet[Run]:
     return queryset.filter(record_id__in=record_id_forms(search))
 
 
-# How many runs not started yet an email search reads the messages of (newest first).
-UNSTARTED_SEARCH_LIMIT = 200
+# How many of the newest runs not started yet an email search reads the messages of.
+UNSTARTED_SCAN_LIMIT = 1000
 
 
-def unstarted_runs_mentioning(text: str) -> list[int]:
-    """Ids of runs no worker has started yet whose Salesforce message holds `text`.
+def unstarted_runs_holding(value: str) -> list[int]:
+    """Ids of runs no worker has started yet whose Salesforce message has a field equal
+    to `value` (any case).
 
     A run learns its contact's email when it runs, so while it waits in the queue (no
     worker running, or a backlog) an email search would not find it, and that is when
-    an admin asks. The unfinished runs are few (the partial index run_unfinished,
-    whose condition the filter repeats), and only their messages are read."""
-    return list(
+    an admin asks. Only the newest UNSTARTED_SCAN_LIMIT waiting runs are read (the
+    partial index run_unfinished serves them; the filter repeats its condition). The
+    value is searched for as the message stores it: a whole JSON string, quotes
+    included, with its non-ASCII characters escaped, so "bob@example.co" does not find
+    bob@example.com and "josé@example.org" finds itself."""
+    newest = list(
         Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING], email="")
-        .filter(notification__payload__icontains=text)
         .order_by("-id")
-        .values_list("pk", flat=True)[:UNSTARTED_SEARCH_LIMIT]
+        .values_list("pk", flat=True)[:UNSTARTED_SCAN_LIMIT]
+    )
+    if not newest:
+        return []
+    return list(
+        Run.objects.filter(pk__in=newest, notification__payload__icontains=json.dumps(value))
+        .order_by("-id")
+        .values_list("pk", flat=True)
     )
 
 

@@ -456,8 +456,19 @@ def test_a_run_still_queued_is_found_by_the_email_in_its_message(
     assert "No run of" not in answer
     other = Run.objects.get(record_id="5008a00009Zz0007AAB")
     assert f"#{other.pk}" not in answer
-    # An address that no message holds still finds nothing.
+    # A whole field's value, not a piece of one: an address that no message holds,
+    # or part of one, finds nothing.
     assert "No run of" in why(client, "nobody@example.org")
+    assert "No run of" in why(client, "erson6@example.org")
+    assert "No run of" in why(client, "person6@example.or")
+    # As the message stores it: non-ASCII characters escaped.
+    post(client, workflow, case(11, ContactEmail="José.Núñez@example.org"))
+    accented = Run.objects.get(record_id="5008a00009Zz0011AAB")
+    assert f"#{accented.pk}" in why(client, "josé.núñez@example.org")
+    # The run list's search too; the API's email filter stays exact.
+    assert f"#{run.pk}" in words(client.get("/reports/workflows/", {"q": "person6@example.org"}))
+    api = client.get("/api/v1/runs/", {"email": "person6@example.org"})
+    assert api.status_code == 200 and api.json()["count"] == 0
 
 
 def test_the_run_list_says_a_failed_tasks_error_once(client, owner, mailing_list):
