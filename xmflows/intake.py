@@ -237,8 +237,12 @@ def delivery_receive(
         return _store(event=event, message=message, meta=meta, trigger=trigger)
     except DatabaseError as error:
         logger.exception("could not store an outbound message")
+        if isinstance(error, StoredNotSynced):
+            reason = str(error)
+        else:
+            reason = f"xmflows could not store the message ({type(error).__name__}); retry later"
         return _reject(
-            reason=f"xmflows could not store the message ({type(error).__name__}); retry later",
+            reason=reason,
             code="Server",
             status=500,
             event=event,
@@ -442,27 +446,31 @@ def _durable_transaction(db):
     could take back, since its own synced commit comes after the message's frames in
     the WAL.
 
-    Only on SQLite with synchronous=FULL, outside any transaction (inside one, the
-    commit is the caller's); otherwise a plain transaction.atomic()."""
+    Only on SQLite with synchronous=FULL in WAL mode, outside any transaction (inside
+    one, the commit is the caller's); otherwise a plain transaction.atomic()."""
     if (
         db.vendor != "sqlite"
         or settings.SQLITE_SYNCHRONOUS != "full"
         or db.in_atomic_block
         or db.settings_dict["NAME"] in ("", ":memory:")
+        or not _in_wal_mode(db)
     ):
         with transaction.atomic():
             yield
         return
-    db.ensure_connection()
     raw = db.connection
+
+    def pragma(statement: str) -> None:
+        with db.cursor() as cursor:
+            cursor.execute(statement)
 
     def sync_every_commit_again() -> None:
         # Not when the connection was closed meanwhile (after an error, or by a job
         # run on commit): the next one starts with the settings' FULL.
         if db.connection is raw:
-            raw.execute("PRAGMA synchronous = FULL")
+            pragma("PRAGMA synchronous = FULL")
 
-    raw.execute("PRAGMA synchronous = NORMAL")
+    pragma("PRAGMA synchronous = NORMAL")
     try:
         with transaction.atomic():
             # First of the callbacks: jobs that run on commit (the tests' inline
@@ -474,18 +482,54 @@ def _durable_transaction(db):
     _sync_wal(str(db.settings_dict["NAME"]))
 
 
+def _in_wal_mode(db) -> bool:
+    """Whether the connection's database keeps a WAL (journal_mode=WAL can fail to
+    take, on a file system without shared memory): asked once per connection."""
+    db.ensure_connection()
+    raw = db.connection
+    if getattr(db, "_xmflows_wal_of", None) is not raw:
+        with db.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            (mode,) = cursor.fetchone()
+        db._xmflows_wal_of, db._xmflows_wal = raw, str(mode).lower() == "wal"
+    return db._xmflows_wal
+
+
+class StoredNotSynced(DatabaseError):
+    """The message committed, but its WAL could not be synced to disk: no Ack."""
+
+
+# The WAL file (device, inode) whose directory entry this process has synced: SQLite
+# syncs the directory of a new WAL only at its first FULL commit, which the endpoint's
+# NORMAL commit is not.
+_wal_files_synced: dict[str, tuple[int, int]] = {}
+
+
 def _sync_wal(database_path: str) -> None:
+    path = f"{database_path}-wal"
     try:
         # Opened each time: a WAL file SQLite deleted and made again is a new file.
-        descriptor = os.open(f"{database_path}-wal", os.O_RDONLY)
+        descriptor = os.open(path, os.O_RDONLY)
         try:
             os.fdatasync(descriptor)
+            status = os.fstat(descriptor)
         finally:
             os.close(descriptor)
+        identity = (status.st_dev, status.st_ino)
+        if _wal_files_synced.get(path) != identity:
+            directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            _wal_files_synced[path] = identity
     except OSError as error:
-        # Committed, not known to be on disk: no Ack (Salesforce sends it again, and
-        # the notification, stored or not, is then run once).
-        raise DatabaseError(f"could not sync the database's write-ahead log: {error}") from error
+        # Committed, not known to be on disk: no Ack. Salesforce sends it again, and
+        # the notification, already stored, is then acknowledged as a duplicate.
+        raise StoredNotSynced(
+            f"the message was stored, but could not be confirmed on disk ({error}); "
+            "Salesforce will send it again, and the resend is acknowledged as a duplicate"
+        ) from error
 
 
 def enqueue_runs(run_ids: tuple[int, ...] | list[int]) -> None:

@@ -833,9 +833,21 @@ def test_the_ack_waits_for_the_wal_sync_done_after_the_commit(client, admin_user
 
     monkeypatch.setattr(intake.os, "fdatasync", fdatasync)
     workflow = make_workflow(owner=admin_user)
-    response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = post_soap(client, workflow, fixture_bytes("salesforce/case_closed.xml"))
     assert_ack(response)
     assert seen == [(f"{database}-wal", 1, 2)]
+    # The message's own commit was the one that did not sync.
+    pragmas = [sql for sql in statements if sql.startswith("PRAGMA synchronous")]
+    assert pragmas[:2] == ["PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL"]
+    inserts = [i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO")]
+    assert statements.index("PRAGMA synchronous = NORMAL") < inserts[0]
 
     def broken_disk(descriptor):
         raise OSError(5, "Input/output error")
@@ -845,6 +857,10 @@ def test_the_ack_waits_for_the_wal_sync_done_after_the_commit(client, admin_user
     # Not known to be on disk: no Ack, so Salesforce sends it again.
     assert refused.status_code == 500
     assert b"<Ack>" not in refused.content
-    assert b"retry later" in refused.content
+    assert b"could not be confirmed on disk" in refused.content
+    # Said as it is: stored (and acknowledged as a duplicate when Salesforce resends).
+    assert Run.objects.count() == 2
+    rejected = Delivery.objects.get(outcome="rejected")
+    assert "the message was stored, but could not be confirmed on disk" in rejected.reason
     (level,) = connection.connection.execute("PRAGMA synchronous").fetchone()
     assert level == 2
