@@ -108,9 +108,14 @@ def run_execute(*, run_id: int) -> str | None:
     if run is None:
         return None
     ctx = context_for(run)
-    # Only a run not begun yet: one resumed after a temporary failure, or retried by
-    # an admin, finishes what it started; a replay is an admin's explicit request.
-    if not run.workflow.enabled and run.attempts == 1 and run.trigger != RunTrigger.REPLAY:
+    # Only a run no task of which has started yet (also one a dead worker had claimed):
+    # one resumed after a temporary failure, or retried by an admin, finishes what it
+    # started; a replay is an admin's explicit request.
+    if (
+        not run.workflow.enabled
+        and run.trigger != RunTrigger.REPLAY
+        and not TaskRun.objects.filter(run=run).exists()
+    ):
         email, phone = _mapped_contact(run, ctx)
         _finish(run, RunStatus.SKIPPED, WORKFLOW_DISABLED, email=email, phone=phone)
         return RunStatus.SKIPPED

@@ -368,23 +368,32 @@
   // signed in again (in another tab), pressing the button posts, with the CSRF token
   // of the new session. Without fetch or requestSubmit, the form posts as it always did.
   var sessionChecked = false;
+  var checking = false;  // a click while the check runs is the same click: one post
   form.addEventListener("submit", function (event) {
     if (sessionChecked || !form.dataset.sessionUrl || !window.fetch || !form.requestSubmit) {
       sessionChecked = false;
       return;
     }
     event.preventDefault();
+    if (checking) return;
+    checking = true;
     var submitter = event.submitter || null;
     var resubmit = function () {
+      checking = false;
       sessionChecked = true;
       if (submitter) form.requestSubmit(submitter); else form.requestSubmit();
     };
+    // A check that hangs must not keep the work from being saved: after 5 s, post.
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, 5000) : null;
     fetch(form.dataset.sessionUrl, {
-      credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }
+      credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" },
+      signal: controller ? controller.signal : undefined
     })
+      .finally(function () { if (timer) clearTimeout(timer); })
       .then(function (response) { return response.json(); })
       .then(function (state) {
-        if (!state.signed_in) { signedOut(state.sign_in_url); return; }
+        if (!state.signed_in) { checking = false; signedOut(state.sign_in_url); return; }
         var token = form.querySelector("input[name=csrfmiddlewaretoken]");
         if (token && state.csrf_token) token.value = state.csrf_token;
         var notice = document.getElementById("signed-out");

@@ -19,7 +19,7 @@ from tests.factories import make_contact, make_mailing_list, make_survey, make_u
 from tests.factories import post_soap as post
 from tests.soap_builders import build_outbound_message
 from xmflows.engine import run_execute
-from xmflows.models import Delivery, Run, RunStatus, RunTrigger
+from xmflows.models import Delivery, Run, RunStatus, RunTrigger, TaskRun, TaskRunStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -252,6 +252,8 @@ def test_runs_queued_before_the_workflow_was_disabled_send_nothing_and_say_why(
     assert run.status == RunStatus.QUEUED
     workflow.enabled = False
     workflow.save()
+    # Claimed once already by a worker that died before any task began: still unbegun.
+    Run.objects.filter(pk=run.pk).update(attempts=1)
 
     assert run_execute(run_id=run.pk) == RunStatus.SKIPPED
     assert not Recipient.objects.exists() and not OutboxMessage.objects.exists()
@@ -281,8 +283,12 @@ def test_a_run_resumed_after_a_temporary_failure_finishes_though_the_workflow_wa
     workflow = survey_workflow(owner, mailing_list)
     post(client, workflow, case(5))
     run = last_run()
-    # Its first attempt began (a temporary failure, say): what it started, it finishes.
+    # Its first attempt began (a temporary failure of its task, say): what it started,
+    # it finishes.
     Run.objects.filter(pk=run.pk).update(attempts=1)
+    TaskRun.objects.create(
+        run=run, position=0, type="distribute_survey", status=TaskRunStatus.WAITING_RETRY
+    )
     workflow.enabled = False
     workflow.save()
     assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
