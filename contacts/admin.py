@@ -21,7 +21,7 @@ from contacts.models import (
     default_working_days,
 )
 from contacts.normalize import normalize_email, normalize_phone
-from contacts.signals import forget_retained_opt_outs
+from contacts.signals import apply_retained_opt_outs, forget_retained_opt_outs
 from core.forms import LinesField
 
 
@@ -307,7 +307,9 @@ def _searched_phone_digits(search_term: str) -> str:
     digits = phonenumbers.normalize_digits_only(term)
     if not term.startswith("+"):
         digits = digits.lstrip("0")
-    return digits if len(digits) >= 4 else ""
+    # Seven digits at least (as the reports' phone search): "2026" or a postcode
+    # is not a phone number to look for inside every stored one.
+    return digits if len(digits) >= 7 else ""
 
 
 @admin.register(Contact)
@@ -387,6 +389,16 @@ class ContactAdmin(admin.ModelAdmin):
             flag = f"{channel}_opted_out"
             setattr(obj, f"{flag}_at", timezone.now())
             setattr(obj, f"{flag}_source", f"admin ({request.user.get_username()})")
+        if change:
+            # A new address or number whose owner opted out keeps its opt-out, unless
+            # this admin set that opt-out here on purpose.
+            keys = {"email": "email", "sms": "phone"}
+            moved = [
+                channel
+                for channel, key in keys.items()
+                if key in form.changed_data and channel not in changed
+            ]
+            apply_retained_opt_outs(obj, channels=moved)
         super().save_model(request, obj, form, change)
         cleared = [
             channel for channel in changed if change and not getattr(obj, f"{channel}_opted_out")

@@ -69,10 +69,14 @@ _NANP_INTERNATIONAL = re.compile(r"^1[0-9]{10}$")
 def normalize_phone(value: str, default_country: str) -> str:
     """Return the number in E.164 ("+14155550100"); blank input gives "".
 
-    A number starting with "+" (or an international dialling prefix such as 00 / 011)
-    is international; any other is read as a national number of `default_country`.
-    Numbers that cannot be dialled (wrong length, unassigned ranges) are refused:
-    an SMS to them would only fail later, where nobody sees why.
+    A number starting with "+" (or the country's international dialling prefix: 00
+    in most, 011 in North America) is international; any other is read as a national
+    number of `default_country`. Numbers that cannot be dialled (wrong length,
+    unassigned ranges) are refused: an SMS to them would only fail later, where
+    nobody sees why. North American numbers (+1 and 10 digits, or a national 10 or 11
+    starting with 1) are the exception: taken as written (CONTRACT §5), 555 test
+    numbers included, in either form, so that a normalised number normalises again
+    to itself.
     """
     text = (value or "").strip()
     if not text:

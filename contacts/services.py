@@ -381,6 +381,15 @@ def _check_mailing_lists(
     return lists
 
 
+def _channels_moved(contact: Contact, values: Mapping[str, str]) -> list[str]:
+    """The opt-out channels whose address or number `values` changes on `contact`."""
+    return [
+        channel
+        for channel, key in _OPT_OUT_KEYS.items()
+        if values.get(key) and values[key].lower() != (getattr(contact, key) or "").lower()
+    ]
+
+
 def _save_checked(contact: Contact, values: Mapping[str, str], **save_kwargs: Any) -> None:
     try:
         with transaction.atomic():
@@ -438,10 +447,14 @@ def contact_update(
     # Checked before touching the instance, so a refused edit leaves it as it was.
     _require_identity({**{key: getattr(contact, key) for key in CONTACT_VALUE_FIELDS}, **clean})
     _check_keys_free(directory, clean, exclude_pk=contact.pk)
+    moved = _channels_moved(contact, clean)
     for key, value in clean.items():
         setattr(contact, key, value)
     if embedded_data is not None:
         contact.embedded_data = data
+    # An address or number whose owner opted out (their contact deleted since) keeps
+    # its opt-out here too, as it does when a workflow gives it to a contact.
+    apply_retained_opt_outs(contact, channels=moved)
     _save_checked(contact, clean)
     if mailing_lists is not None:
         contact.mailing_lists.set(_check_mailing_lists(directory.pk, mailing_lists))

@@ -177,3 +177,32 @@ def test_an_admin_still_clears_an_opt_out_on_purpose(admin_client_logged_in):
     assert response.status_code == 302, response.context["adminform"].form.errors
     contact.refresh_from_db()
     assert not contact.sms_opted_out and contact.sms_opted_out_source == "admin (root)"
+
+
+@pytest.mark.django_db
+def test_an_address_or_number_changed_by_hand_keeps_its_owners_opt_out(
+    admin_client_logged_in, api_client
+):
+    """The person opted out and their contact was deleted; an admin or an integrator
+    then gives their address or number to another contact: it stays opted out."""
+    directory = make_directory()
+    gone = make_contact(directory=directory, email="ada@example.org", phone="+14155550100")
+    contact_set_opt_out(contact=gone, channel="email", opted_out=True, source="opt-out link")
+    contact_set_opt_out(contact=gone, channel="sms", opted_out=True, source="SMS STOP")
+    gone_pk = gone.pk
+    gone.delete()
+
+    by_api = make_contact(directory=directory, email="bob@example.org")
+    patched = api_client.patch(
+        f"/api/v1/contacts/{by_api.pk}/", {"email": "Ada@Example.org"}, format="json"
+    )
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["opted_out"] == {"email": True, "sms": False}
+
+    by_admin = make_contact(directory=directory, email="cy@example.org", phone="+14155550199")
+    data = _change_form(admin_client_logged_in, by_admin, phone="+14155550100")
+    response = admin_client_logged_in.post(f"/admin/contacts/contact/{by_admin.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    by_admin.refresh_from_db()
+    assert by_admin.sms_opted_out and not by_admin.email_opted_out
+    assert by_admin.sms_opted_out_source.startswith(f"kept from contact {gone_pk}")
