@@ -517,10 +517,11 @@ def _distribution_notes(task: TaskState) -> list[str]:
     channel = task.scalars.get("channel") or "email"
     sender = (task.message.get("from_email") or "").strip()
     if channel not in SMS_CHANNELS and "@" in sender and not sender_is_verified(address=sender):
-        # Checked when the workflow was saved; a staff member may have withdrawn it since.
+        # A staff member may have withdrawn it since the save, or it never was (the
+        # save refused it, and this notice repeats why the runs would fail).
         notes.append(
-            f"the sender {sender} is no longer verified: every email fails (“sender "
-            "address … is no longer verified”) until a staff member verifies it again "
+            f"the sender {sender} is not a verified sender: every email fails (“sender "
+            "address … is no longer verified”) until a staff member verifies it "
             "(Admin → Verified senders)."
         )
     if channel == "sms_survey":

@@ -353,4 +353,4 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
     VerifiedSender.objects.update(verified=False)
     text = html.unescape(client.get(f"/workflows/{workflow.pk}/").content.decode())
     sender = task["message"]["from_email"]
-    assert f"Task 1: the sender {sender} is no longer verified: every email fails" in text
+    assert f"Task 1: the sender {sender} is not a verified sender: every email fails" in text

@@ -263,6 +263,7 @@ def test_runs_queued_before_the_workflow_was_disabled_send_nothing_and_say_why(
     )
     page = run_page(client, run)
     assert "No task ran: the run was skipped, for the reason above." in page
+    assert "reloads itself" not in page
     assert "conditions" not in page.split("Input payload")[0]
     # Found by the address it would have gone to, as a run skipped on its conditions.
     assert "the workflow was disabled before this run started" in why(client, "person4@example.org")
@@ -457,6 +458,9 @@ def test_a_run_still_queued_is_found_by_the_email_in_its_message(
     post(client, workflow, case(7))
     run = Run.objects.get(record_id="5008a00009Zz0006AAB")
     assert run.status == RunStatus.QUEUED and run.email == ""
+    # Its page reloads itself until the run ends.
+    page = client.get(f"/reports/workflows/runs/{run.pk}/").content.decode()
+    assert '<meta http-equiv="refresh" content="3">' in page
     answer = why(client, "Person6@Example.org")
     assert f"#{run.pk}" in answer
     assert "No run of" not in answer
