@@ -126,9 +126,11 @@ def _saved_messages(request: HttpRequest, workflow: Workflow) -> None:
     messages.success(request, "Workflow saved.")
     for warning in selectors.condition_field_warnings(workflow=workflow):
         messages.warning(request, warning)
-    notices = _task_notices(
-        state_from_definition(workflow_export(workflow=workflow)), owner=workflow.owner
+    state = state_from_definition(workflow_export(workflow=workflow))
+    known = selectors.object_fields_known(
+        object_name=state.object_name, declared=state.event_fields, workflow=workflow
     )
+    notices = _task_notices(state, owner=workflow.owner, event_fields=known)
     if notices:
         # Said beside "saved": the list itself is on the page, above the form.
         count = "1 thing" if len(notices) == 1 else f"{len(notices)} things"
@@ -426,7 +428,11 @@ def builder_context(
         "workflow": workflow,
         "may_see_event_url": workflow is not None
         and can_see_secrets(user=request.user, owner_id=workflow.owner_id),
-        "task_notices": _task_notices(state, owner=workflow.owner if workflow else request.user),
+        "task_notices": _task_notices(
+            state,
+            owner=workflow.owner if workflow else request.user,
+            event_fields=menu["event_fields"],
+        ),
         "form": _form_view(state, errors),
         "readonly": readonly,
         "menu": menu,
@@ -436,11 +442,17 @@ def builder_context(
     }
 
 
-def _task_notices(state: FormState, *, owner) -> list[str]:
+def _task_notices(state: FormState, *, owner, event_fields: list[str] = ()) -> list[str]:
     """What will make runs fail or misbehave whatever the message, said when the
     workflow is shown and saved (not refused: piped text renders, with a warning, what
-    it cannot fill, and a survey may be activated later)."""
+    it cannot fill, and a survey may be activated later).
+
+    `event_fields` are the fields the event is known to carry (declared, received,
+    standard for its object): a ${event://…} naming none of them (a typo, most often)
+    comes out empty in every message. Only when the event lists its fields: without
+    the list, any custom field may come."""
     notices: list[str] = []
+    known = {name.lower() for name in event_fields} if state.event_fields else set()
     labels = []
     for task in state.tasks:
         task_type = task_types.get(task.type)
@@ -460,6 +472,14 @@ def _task_notices(state: FormState, *, owner) -> list[str]:
                     "it is copied as text" if "is not closed" in problem else "it comes out empty"
                 )
                 notices.append(f"Task {number}, {label}: {problem}; {result}.")
+            for placeholder in placeholders_of_kind(template, ("event",)) if known else ():
+                name = placeholder[len("${event://") : -1].split("?", 1)[0].strip()
+                if name and name.lower() not in known:
+                    notices.append(
+                        f"Task {number}, {label}: {placeholder} names a field this event "
+                        f"neither lists nor has received, nor a standard {state.object_name} "
+                        "field: it comes out empty (is it spelled right?)."
+                    )
         for label, template in _contact_templates(task):
             for placeholder in placeholders_of_kind(template, ("m", "l")):
                 what = "the contact" if placeholder.startswith("${m:") else "a survey link"

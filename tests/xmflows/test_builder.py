@@ -343,6 +343,32 @@ def test_saving_an_invitation_without_its_survey_link_says_so_beside_saved(clien
     assert "Task 1: the invitation holds no ${l://SurveyLink} or ${l://SurveyURL}" in page
 
 
+def test_a_misspelled_event_field_is_named_when_the_workflow_is_saved(client, owner, setup):
+    client.force_login(owner)
+    response = client.post(
+        "/workflows/new/",
+        demo_post(setup, **{"tasks.0.message.subject": "Case ${event://CaseNumbr}"}),
+    )
+    assert saved_page_warnings(client, response) == [
+        "Saved, but 1 thing will make runs fail or misbehave: see “Check before it runs” below."
+    ]
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    assert (
+        "Task 1, subject: ${event://CaseNumbr} names a field this event neither lists nor "
+        "has received, nor a standard Case field: it comes out empty (is it spelled right?)."
+    ) in page
+    # Standard fields, and the fields the event lists, are known: no notice for them.
+    fine = client.post(
+        "/workflows/new/",
+        demo_post(
+            setup,
+            name="Spelled right",
+            **{"tasks.0.message.subject": "Case ${event://CaseNumber} ${event://subject}"},
+        ),
+    )
+    assert saved_page_warnings(client, fine) == []
+
+
 def test_switching_a_task_to_sms_says_which_email_texts_were_not_kept(client, owner, setup):
     client.force_login(owner)
     response = client.post(
