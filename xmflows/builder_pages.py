@@ -48,6 +48,7 @@ from xmflows.builder_form import (
     state_from_post,
 )
 from xmflows.conditions import OPERATOR_PHRASES, OPERATORS, text_comparisons
+from xmflows.demo import DEMO_WORKFLOW_NAME
 from xmflows.dry_run import PREVIEW_TEMPLATE_MAX, message_preview
 from xmflows.models import OnFailure, Run, Workflow
 from xmflows.salesforce_objects import STANDARD_OBJECTS
@@ -426,6 +427,8 @@ def builder_context(
     )
     return {
         "workflow": workflow,
+        # seed_demo (run.sh) puts the demo's definition back at every start.
+        "is_demo": workflow is not None and workflow.name == DEMO_WORKFLOW_NAME,
         "may_see_event_url": workflow is not None
         and can_see_secrets(user=request.user, owner_id=workflow.owner_id),
         "task_notices": _task_notices(

@@ -354,3 +354,18 @@ def test_the_builder_says_what_will_misbehave_on_every_run(client):
     text = html.unescape(client.get(f"/workflows/{workflow.pk}/").content.decode())
     sender = task["message"]["from_email"]
     assert f"Task 1: the sender {sender} is not a verified sender: every email fails" in text
+
+
+def test_the_demo_and_a_disabled_workflow_say_what_that_means(client):
+    from xmflows.demo import DEMO_WORKFLOW_NAME
+
+    owner = make_user(username="owner")
+    demo = make_workflow(owner=owner, name=DEMO_WORKFLOW_NAME)
+    mine = make_workflow(owner=owner, name="Mine", enabled=False)
+    client.force_login(owner)
+    for path in (f"/workflows/{demo.pk}/", f"/workflows/{demo.pk}/edit/"):
+        assert "puts its definition back at every start" in client.get(path).content.decode()
+    page = client.get(f"/workflows/{mine.pk}/").content.decode()
+    assert "puts its definition back" not in page
+    assert "Salesforce retries each for up to 24 hours" in page
+    assert "Salesforce retries" not in client.get(f"/workflows/{demo.pk}/").content.decode()
