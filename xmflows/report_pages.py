@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -321,5 +322,7 @@ def distribution_report_page(request: HttpRequest) -> HttpResponse:
             "workflow_distributions": workflow_distributions,
             "workflow_surveys": workflow_surveys,
             "filter_problems": problems,
+            # Delivered comes from the provider's webhooks: the outbox gets none.
+            "no_delivery_reports": settings.EMAIL_BACKEND.endswith(".OutboxEmailBackend"),
         },
     )

@@ -329,7 +329,8 @@ def test_distribution_report_counts_and_rates(client, owner):
     assert rate(later.totals, by_key["waiting"]) == 20.0  # of lines
 
 
-def test_distribution_report_page_draws_charts_with_csv_downloads(client, owner):
+def test_distribution_report_page_draws_charts_with_csv_downloads(client, owner, settings):
+    settings.EMAIL_BACKEND = "distributions.backends.OutboxEmailBackend"
     survey, workflow = lines_with_outcomes(client, owner)
     client.force_login(owner)
     page = client.get("/reports/distributions/", {"survey": survey.pk}).content.decode()
@@ -340,6 +341,8 @@ def test_distribution_report_page_draws_charts_with_csv_downloads(client, owner)
     rows = b"".join(download.streaming_content).decode().splitlines()
     assert len(rows) == 1 + 5  # the header and this period's five lines
     assert "60.0% of lines" in page
+    # Which figures the backend in use cannot have.
+    assert "the outbox backend in use here reports nothing" in page
     by_workflow = client.get("/reports/distributions/", {"workflow": workflow.pk}).content.decode()
     assert "/history.csv" in by_workflow and "<svg" in by_workflow
     empty = client.get("/reports/distributions/", {"since": "2001-01-01", "until": "2001-01-31"})
