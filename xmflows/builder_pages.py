@@ -171,10 +171,31 @@ def definition_form(request: HttpRequest, *, workflow: Workflow | None) -> HttpR
             "workflow": workflow,
             "text": text,
             "errors": errors,
-            "error_json": json.dumps(errors, indent=2) if errors else "",
+            "error_lines": error_lines(errors) if errors else [],
         },
         status=400 if errors else 200,
     )
+
+
+def error_lines(errors: Any, path: str = "") -> list[tuple[str, str]]:
+    """A serializer's nested errors as (where, message) lines, the place written as a
+    path into the definition ("tasks[1].send_delay_minute"): the raw structure, with
+    an empty {} for every task without a problem, had to be counted by hand."""
+    if isinstance(errors, dict):
+        return [
+            line
+            for key, value in errors.items()
+            for line in error_lines(value, str(key) if not path else f"{path}.{key}")
+        ]
+    if isinstance(errors, list):
+        if all(isinstance(item, str) for item in errors):
+            return [(path or "definition", str(item)) for item in errors]
+        return [
+            line
+            for index, item in enumerate(errors)
+            for line in error_lines(item, f"{path}[{index}]")
+        ]
+    return [(path or "definition", str(errors))]
 
 
 @login_required

@@ -86,9 +86,11 @@ def test_definition_editor_shows_errors_next_to_the_field_and_saves_valid_json(c
     )
     assert bad.status_code == 400
     assert "unknown task type" in bad.content.decode()
+    # Each problem on a line of its own, named by its place in the definition.
+    assert "<li><code>tasks[0].type</code>: " in bad.content.decode()
     not_json = client.post(f"/workflows/{workflow.pk}/edit/", {"definition": "{oops"})
     assert not_json.status_code == 400
-    assert "not valid JSON" in not_json.content.decode()
+    assert "<li><code>definition</code>: not valid JSON" in not_json.content.decode()
 
     good = {
         "name": "Renamed",
